@@ -1,0 +1,1 @@
+"""Data contracts and checks: pandera contracts for raw files, GX suites for marts."""

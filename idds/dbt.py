@@ -1,0 +1,78 @@
+"""Run dbt in-process on the working warehouse and collect its test results."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from idds.settings import PROJECT_DIR, Settings
+
+
+@dataclass
+class DbtOutcome:
+    success: bool
+    models_built: int = 0
+    tests_passed: int = 0
+    tests_failed: int = 0
+    errors: list[str] = field(default_factory=list)
+    test_results: list[dict] = field(default_factory=list)
+
+
+def dbt_env(settings: Settings) -> dict[str, str]:
+    """Environment for dbt: the warehouse path and where dbt may write its artefacts."""
+    return {
+        "IDDS_WAREHOUSE": str(settings.warehouse.resolve()),
+        "DBT_PROFILES_DIR": str(PROJECT_DIR),
+        "DBT_PROJECT_DIR": str(PROJECT_DIR),
+        "DBT_TARGET_PATH": str(settings.dbt_target_dir.resolve()),
+        "DBT_LOG_PATH": str(settings.dbt_log_dir.resolve()),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DBT_USE_COLORS": "false",
+    }
+
+
+def run_dbt(settings: Settings, args: list[str]) -> DbtOutcome:
+    """Invoke ``dbt <args>`` in this process; never raises on model or test failures."""
+    from dbt.cli.main import dbtRunner
+
+    env = dbt_env(settings)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    cwd = Path.cwd()
+    try:
+        os.chdir(PROJECT_DIR)
+        result = dbtRunner().invoke([*args, "--quiet", "--no-use-colors"])
+    finally:
+        os.chdir(cwd)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    outcome = DbtOutcome(success=bool(result.success))
+    if result.exception is not None:
+        outcome.errors.append(str(result.exception).splitlines()[0])
+    for node_result in getattr(result.result, "results", None) or []:
+        node = node_result.node
+        status = str(node_result.status)
+        if node.resource_type == "model":
+            outcome.models_built += status == "success"
+            if status == "error":
+                outcome.errors.append(f"model {node.name}: {str(node_result.message).splitlines()[0]}")
+        elif node.resource_type in ("test", "unit_test"):
+            failed = status in ("fail", "error")
+            outcome.tests_failed += failed
+            outcome.tests_passed += not failed
+            outcome.test_results.append(
+                {
+                    "name": node.name,
+                    "status": status,
+                    "failures": int(node_result.failures or 0),
+                    "message": str(node_result.message or ""),
+                    "compiled_sql": getattr(node, "compiled_code", None),
+                    "execution_ms": 1000.0 * float(node_result.execution_time or 0.0),
+                    "severity": str(getattr(node.config, "severity", "error")).lower(),
+                }
+            )
+    return outcome

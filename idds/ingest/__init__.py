@@ -1,0 +1,1 @@
+"""Ingestion: delivery folders of CSV files into ``raw.*``, ``dq.quarantine`` and ledgers."""

@@ -1,0 +1,369 @@
+"""Load one delivery into ``raw.*`` in one transaction, executing the pandera contracts
+in DuckDB; every record ends up loaded, quarantined with its reasons, or counted as a
+duplicate, and the identity is checked before the transaction commits."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from expectations.contracts import check_specs, key_column, phi_columns, required_columns
+from idds.dq import record_check_result
+from idds.ingest.files import (
+    DeliveredFile,
+    Delivery,
+    DeliveryRefused,
+    FileRefused,
+    check_manifest,
+    check_manifest_rows,
+    prepare,
+)
+from idds.mapping import Mapping, fold
+from idds.warehouse import scalar, table_exists
+
+LINEAGE = ["_delivery_id", "_source_file", "_line_number", "_file_sha256", "_loaded_at", "_run_id"]
+FAULT_ENV = "IDDS_FAULT"
+
+
+class ReconciliationError(Exception):
+    """rows_read != rows_loaded + rows_quarantined + rows_duplicate: the run must fail."""
+
+
+@dataclass
+class FileCounts:
+    delivery_id: str
+    source_file: str
+    file_stem: str | None
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    rows_duplicate: int = 0
+    status: str = "loaded"
+    message: str | None = None
+
+
+def fault_point(name: str) -> None:
+    """Kill the process here when IDDS_FAULT names this point (crash-safety tests)."""
+    if os.environ.get(FAULT_ENV) == name:
+        os._exit(86)
+
+
+def _q(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _column_names(header: list[str], stem: str, mapping: Mapping) -> tuple[list[str], dict[str, str]]:
+    """Canonical names for a delivered header; unknown columns kept as ``extra_<name>``."""
+    aliases = mapping.header_map(stem)
+    names: list[str] = []
+    drift: dict[str, str] = {}
+    for raw in header:
+        canonical = aliases.get(fold(raw))
+        if canonical is None:
+            slug = re.sub(r"\W+", "_", fold(raw), flags=re.UNICODE).strip("_") or "unnamed"
+            canonical = f"extra_{slug}"
+            drift[raw] = canonical
+        while canonical in names:
+            canonical += "_dup"
+        names.append(canonical)
+    return names, drift
+
+
+def _ensure_raw_table(con: duckdb.DuckDBPyConnection, stem: str, columns: list[str], mapping: Mapping) -> None:
+    table = f"raw.{_q(stem)}"
+    if not table_exists(con, "raw", stem):
+        cols = [f"{_q(c)} varchar" for c in mapping.columns(stem)]
+        cols += [
+            '"_delivery_id" varchar', '"_source_file" varchar', '"_line_number" bigint',
+            '"_file_sha256" varchar', '"_loaded_at" timestamp', '"_run_id" varchar',
+        ]
+        con.execute(f"create table {table} ({', '.join(cols)})")
+    existing = {r[0] for r in con.execute(
+        "select column_name from information_schema.columns where table_schema='raw' and table_name=?",
+        [stem]).fetchall()}
+    for column in columns:
+        if column not in existing:
+            con.execute(f"alter table {table} add column {_q(column)} varchar")
+
+
+def _quarantine_file_rows(con, run_id: str, fc: FileCounts, prepared_path: Path, check_id: str, message: str) -> None:
+    """A refused file: every record goes to quarantine with the file-level reason."""
+    con.execute(
+        f"""
+        insert into dq.quarantine
+        select ?, ?, ?, ?, try_cast(split_part(line, ',', 1) as bigint), null, null,
+               substr(line, strpos(line, ',') + 1), [?], ?
+        from read_csv(?, header=true, columns={{'line': 'varchar'}}, delim=chr(1), quote='',
+                      escape='', auto_detect=false, strict_mode=false)
+        where regexp_matches(line, '^[0-9]+,')
+        """,
+        [run_id, fc.delivery_id, fc.source_file, fc.file_stem, check_id, message, str(prepared_path)],
+    )
+
+
+def load_file(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    delivery: Delivery,
+    file: DeliveredFile,
+    mapping: Mapping,
+    work: Path,
+    loaded_at: datetime,
+) -> FileCounts:
+    """Load one file of a delivery inside the caller's transaction."""
+    stem = file.stem
+    fc = FileCounts(delivery.delivery_id, file.path.name, stem)
+    where = f"{delivery.delivery_id}/{file.path.name}"
+    prepared = prepare(file.path, work / f"{delivery.delivery_id}__{stem}.csv")
+    fc.rows_read = prepared.records
+    check_manifest_rows(delivery, file, prepared.records)
+    names, drift = _column_names(prepared.header, stem, mapping)
+    for delivered, kept in drift.items():
+        con.execute(
+            "insert into dq.schema_drift values (?, ?, ?, ?, ?, ?)",
+            [run_id, delivery.delivery_id, file.path.name, stem, delivered, kept],
+        )
+    missing = [c for c in required_columns(stem) if c not in names]
+    if missing:
+        fc.status = "refused"
+        fc.message = (
+            f"{where}: required column {', '.join(missing)} is missing from the header; "
+            "the file was refused and its records quarantined."
+        )
+        _quarantine_file_rows(con, run_id, fc, prepared.path, f"raw.{stem}.{missing[0]}.column_missing", fc.message)
+        fc.rows_quarantined = prepared.records
+        return fc
+
+    columns_sql = ", ".join(f"{_lit(c)}: 'VARCHAR'" for c in ["_line_number", *names])
+    con.execute("drop table if exists _rej; drop table if exists _rej_scan; drop table if exists _load")
+    con.execute(
+        f"""
+        create temp table _load as
+        select * from read_csv({_lit(str(prepared.path))}, header=true, delim=',', quote='"',
+            escape='"', auto_detect=false, strict_mode=true, null_padding=false,
+            columns={{{columns_sql}}}, store_rejects=true, rejects_table='_rej',
+            rejects_scan='_rej_scan', max_line_size=10000000)
+        """
+    )
+    fault_point("mid-file")
+
+    # records that are not CSV records of this header: one quarantine row per record
+    con.execute(
+        f"""
+        insert into dq.quarantine
+        with r as (
+            select byte_position, csv_line, error_message,
+                   try_cast(regexp_extract(csv_line, '^([0-9]+),', 1) as bigint) as prefixed
+            from _rej
+        ), numbered as (
+            select *, max(prefixed) over (order by byte_position rows unbounded preceding) as line_number
+            from r
+        )
+        select ?, ?, ?, ?, line_number, null, null,
+               regexp_replace(first(csv_line order by byte_position), '^[0-9]+,', ''),
+               ['raw.{stem}.record.malformed'],
+               {_lit(where)} || ' line ' || line_number || ': the record is not a valid CSV record of this header ('
+                   || first(error_message order by byte_position) || ').'
+        from numbered where line_number is not null group by line_number
+        """,
+        [run_id, delivery.delivery_id, file.path.name, stem],
+    )
+    malformed = scalar(
+        con,
+        "select count(*) from dq.quarantine where run_id=? and delivery_id=? and source_file=?",
+        [run_id, delivery.delivery_id, file.path.name],
+    )
+
+    specs = [s for s in check_specs(stem) if s.column in names]
+    key = key_column(stem)
+    delivered = [c for c in names]
+    row_hash = "md5(concat_ws(chr(31), " + ", ".join(
+        f"coalesce({_q(c)}, chr(30))" for c in delivered) + "))"
+    fail_items = ", ".join(
+        f"case when not coalesce({s.sql.format(c=_q(s.column))}, false) then "
+        f"{_lit(s.check_id + chr(9) + s.column + chr(9) + s.message)} end"
+        for s in specs
+    ) or "null"
+    updated = "idds_timestamp(updated_at)" if "updated_at" in names else "null"
+    con.execute(
+        f"""
+        create or replace temp table _checked as
+        with base as (
+            select *, try_cast(_line_number as bigint) as _ln, {row_hash} as _row_hash
+            from _load
+        ), ranked as (
+            select *, row_number() over (partition by _row_hash order by _ln) as _dup_rank from base
+        ), firsts as (
+            select *, count(*) over (partition by idds_text({_q(key)}), coalesce(cast({updated} as varchar), ''))
+                       as _key_rows
+            from ranked where _dup_rank = 1
+        )
+        select *, list_filter([{fail_items}], lambda x: x is not null)
+                  || case when _key_rows > 1 and idds_text({_q(key)}) is not null
+                          then [{_lit(f'raw.{stem}.{key}.unique{chr(9)}{key}{chr(9)}is a key that another, different record of this delivery also holds (conflict)')}]
+                          else [] end
+                  || case when _ln is null then [{_lit(f'raw.{stem}.record.malformed{chr(9)}_line_number{chr(9)}is not a record of this file')}] else [] end
+                  as _failed
+        from firsts
+        """
+    )
+    phi = set(phi_columns(stem))
+    raw_json = "to_json(struct_pack(" + ", ".join(f"{_q(c)} := {_q(c)}" for c in delivered) + "))"
+    value_of = " ".join(
+        f"when {_lit(c)} then " + ("'(identifier withheld)'" if c in phi else f"coalesce({_q(c)}, '')")
+        for c in delivered
+    )
+    con.execute(
+        f"""
+        insert into dq.quarantine
+        select ?, ?, ?, ?, _ln, idds_text({_q(key)}),
+               {('idds_text(patient_id)' if 'patient_id' in names else 'null')},
+               {raw_json},
+               list_transform(_failed, lambda x: split_part(x, chr(9), 1)),
+               {_lit(where)} || ' line ' || coalesce(cast(_ln as varchar), '?') || ': ' ||
+               array_to_string(list_transform(_failed, lambda x:
+                   'field ' || split_part(x, chr(9), 2) || ' (''' ||
+                   case split_part(x, chr(9), 2) {value_of} else '' end
+                   || ''') ' || split_part(x, chr(9), 3)), '; ') || '.'
+        from _checked where len(_failed) > 0
+        """,
+        [run_id, delivery.delivery_id, file.path.name, stem],
+    )
+    contract_failed = scalar(con, "select count(*) from _checked where len(_failed) > 0")
+    tested = scalar(con, "select count(*) from _checked")
+    duplicates = scalar(con, "select count(*) from _load") - tested
+
+    _ensure_raw_table(con, stem, delivered, mapping)
+    select_cols = ", ".join(_q(c) for c in delivered)
+    con.execute(
+        f"""
+        insert into raw.{_q(stem)} by name
+        select {select_cols}, ? as _delivery_id, ? as _source_file, _ln as _line_number,
+               ? as _file_sha256, ? as _loaded_at, ? as _run_id
+        from _checked where len(_failed) = 0
+        """,
+        [delivery.delivery_id, file.path.name, file.sha256, loaded_at, run_id],
+    )
+    fc.rows_loaded = scalar(con, "select count(*) from _checked where len(_failed) = 0")
+    fc.rows_quarantined = malformed + contract_failed
+    fc.rows_duplicate = duplicates
+
+    # one result per contract check: rows failing it / rows tested
+    counts = dict(con.execute(
+        "select c, count(*) from (select unnest(list_transform(_failed, lambda x: split_part(x, chr(9), 1))) c "
+        "from _checked) group by c").fetchall())
+    for spec in specs:
+        record_check_result(con, run_id, spec.check_id, "pandera", counts.get(spec.check_id, 0), tested,
+                            detail=where)
+    for check_id in (f"raw.{stem}.{key}.unique", f"raw.{stem}.record.malformed"):
+        failed = counts.get(check_id, 0) + (malformed if check_id.endswith("malformed") else 0)
+        record_check_result(con, run_id, check_id, "pandera", failed, fc.rows_read, detail=where)
+    con.execute("drop table if exists _checked; drop table if exists _load")
+    return fc
+
+
+def load_delivery(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    delivery: Delivery,
+    mapping: Mapping,
+    work: Path,
+) -> list[FileCounts]:
+    """Load a delivery as one transaction; a refusal or an error leaves nothing of it."""
+    loaded_at = datetime.now()
+    results: list[FileCounts] = []
+    con.execute("begin transaction")
+    try:
+        check_manifest(delivery)
+        seen = dict(con.execute(
+            "select sha256, any_value(delivery_id || '/' || source_file) from dq.ingest_file "
+            "group by sha256").fetchall())
+        done = already_loaded(con, delivery)
+        for index, file in enumerate(delivery.files):
+            if index:
+                fault_point("between-files")
+            where = f"{delivery.delivery_id}/{file.path.name}"
+            if (file.path.name, file.sha256) in done:
+                continue  # this very file of this delivery was loaded by an earlier run
+            if file.stem is None:
+                fc = FileCounts(delivery.delivery_id, file.path.name, None, status="unknown_file",
+                                message=f"{where}: the file name matches no file of the extract contract; it was not loaded.")
+            elif file.sha256 in seen:
+                prepared = prepare(file.path, work / f"{delivery.delivery_id}__{file.stem}.csv")
+                check_manifest_rows(delivery, file, prepared.records)
+                fc = FileCounts(delivery.delivery_id, file.path.name, file.stem,
+                                rows_read=prepared.records, rows_duplicate=prepared.records,
+                                status="resent", message=f"{where} is identical to {seen[file.sha256]}, loaded before; not loaded again.")
+            else:
+                try:
+                    fc = load_file(con, run_id, delivery, file, mapping, work, loaded_at)
+                except FileRefused as exc:
+                    fc = FileCounts(delivery.delivery_id, file.path.name, file.stem, status="refused",
+                                    message=f"{where} {exc}; the file was refused.")
+            _check_identity(fc)
+            con.execute(
+                "insert into dq.dq_reconciliation values (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                [run_id, fc.delivery_id, fc.source_file, fc.file_stem, fc.rows_read, fc.rows_loaded,
+                 fc.rows_quarantined, fc.rows_duplicate, fc.status, fc.message],
+            )
+            con.execute(
+                "insert into dq.ingest_file values (?, ?, ?, ?, ?, null, ?, ?, ?)",
+                [run_id, delivery.delivery_id, file.path.name, file.stem, file.sha256, fc.status,
+                 fc.message, loaded_at],
+            )
+            seen.setdefault(file.sha256, where)
+            results.append(fc)
+        con.execute(
+            "insert into dq.dq_delivery values (?, ?, 'loaded', ?, ?, null)",
+            [run_id, delivery.delivery_id, delivery.manifest is not None, len(delivery.files)],
+        )
+        con.execute("commit")
+    except DeliveryRefused as exc:
+        con.execute("rollback")
+        con.execute(
+            "insert into dq.dq_delivery values (?, ?, 'refused', ?, ?, ?)",
+            [run_id, delivery.delivery_id, delivery.manifest is not None, len(delivery.files), str(exc)],
+        )
+        raise
+    except BaseException:
+        con.execute("rollback")
+        raise
+    return results
+
+
+def already_loaded(con: duckdb.DuckDBPyConnection, delivery: Delivery) -> set[tuple[str, str]]:
+    """(file name, sha256) pairs of this delivery that an earlier run already took in."""
+    return set(con.execute(
+        "select source_file, sha256 from dq.ingest_file where delivery_id = ?",
+        [delivery.delivery_id]).fetchall())
+
+
+def is_new(con: duckdb.DuckDBPyConnection, delivery: Delivery) -> bool:
+    """True when the delivery holds a file (by name and content) not taken in before."""
+    done = already_loaded(con, delivery)
+    return any((f.path.name, f.sha256) not in done for f in delivery.files)
+
+
+def _check_identity(fc: FileCounts) -> None:
+    total = fc.rows_loaded + fc.rows_quarantined + fc.rows_duplicate
+    if fc.rows_read != total:
+        raise ReconciliationError(
+            f"{fc.delivery_id}/{fc.source_file}: {fc.rows_read} records read but "
+            f"{fc.rows_loaded} loaded + {fc.rows_quarantined} quarantined + "
+            f"{fc.rows_duplicate} duplicate = {total}; the run stops so that nothing is lost."
+        )
+
+
+def ensure_raw_tables(con: duckdb.DuckDBPyConnection, mapping: Mapping) -> None:
+    """Create an empty ``raw.<file>`` for every contract file, so models always build."""
+    for stem in mapping.files:
+        _ensure_raw_table(con, stem, [], mapping)

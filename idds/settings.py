@@ -1,0 +1,59 @@
+"""Settings: one place, environment variables with the ``IDDS_`` prefix and CLI flags.
+
+Every path has a default under ``data/`` of the working directory. The pseudonymisation
+key is never stored in the repository: it comes from ``IDDS_PSEUDONYM_KEY`` or from a key
+file outside the repository (``IDDS_PSEUDONYM_KEY_FILE``, default
+``~/.config/idds/pseudonym.key``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+"""The repository root: holds dbt_project.yml, profiles.yml, models/ and seeds/."""
+
+DEFAULT_KEY_FILE = Path("~/.config/idds/pseudonym.key")
+
+
+class ConfigError(Exception):
+    """Bad usage or configuration: the CLI prints the message and exits 2."""
+
+
+def _env_path(name: str, default: str) -> Path:
+    return Path(os.environ.get(name) or default).expanduser()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the pipeline reads and writes."""
+
+    landing: Path = field(default_factory=lambda: _env_path("IDDS_LANDING", "data/landing"))
+    warehouse: Path = field(
+        default_factory=lambda: _env_path("IDDS_WAREHOUSE", "data/warehouse.duckdb")
+    )
+    publish: Path = field(default_factory=lambda: _env_path("IDDS_PUBLISH", "data/analyst.duckdb"))
+    reports: Path = field(default_factory=lambda: _env_path("IDDS_REPORTS", "data/reports"))
+    work: Path = field(default_factory=lambda: _env_path("IDDS_WORK", "data/work"))
+    key_file: Path = field(
+        default_factory=lambda: _env_path("IDDS_PSEUDONYM_KEY_FILE", str(DEFAULT_KEY_FILE))
+    )
+
+    def with_overrides(self, **overrides: Path | str | None) -> Settings:
+        """Return a copy with the given non-empty overrides applied (CLI flags)."""
+        given = {k: Path(v).expanduser() for k, v in overrides.items() if v}
+        return replace(self, **given)
+
+    @property
+    def dbt_target_dir(self) -> Path:
+        return self.work / "dbt-target"
+
+    @property
+    def dbt_log_dir(self) -> Path:
+        return self.work / "dbt-logs"
+
+    @property
+    def gx_dir(self) -> Path:
+        return self.work / "gx"

@@ -1,0 +1,82 @@
+"""The working warehouse: one DuckDB file, the only place raw identifiers live."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+import jinja2
+
+from idds.mapping import ASCII, FULLWIDTH, load_mapping
+
+SCHEMAS = ("raw", "dq", "marts")
+
+
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+@cache
+def functions_sql() -> str:
+    """The normalisation macros, rendered with the mapping file's tokens and enum labels."""
+    mapping = load_mapping()
+    template = resources.files("idds").joinpath("sql/functions.sql").read_text(encoding="utf-8")
+    seen: dict[str, str] = {}
+    for domain, label, code in mapping.enum_pairs():
+        seen.setdefault(f"{domain}|{label}", code)
+    enum_map = ", ".join(f"{_sql_literal(k)}: {_sql_literal(v)}" for k, v in seen.items())
+    return jinja2.Template(template).render(
+        fullwidth=FULLWIDTH,
+        ascii=ASCII,
+        missing_tokens=", ".join(_sql_literal(t) for t in mapping.missing_tokens),
+        enum_map=enum_map,
+    )
+
+
+def install_functions(con: duckdb.DuckDBPyConnection, key: str | None) -> None:
+    """Create the macros and set the pseudonymisation key as a session variable."""
+    con.execute(functions_sql())
+    if key is not None:
+        con.execute("set variable idds_pseudonym_key = ?", [key])
+
+
+
+@contextmanager
+def connect(path: Path, key: str | None = None, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse with the macros installed; new files are owner-only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old_umask = os.umask(0o077)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    finally:
+        os.umask(old_umask)
+    try:
+        if not read_only:
+            for schema in SCHEMAS:
+                con.execute(f"create schema if not exists {schema}")
+            install_functions(con, key)
+        yield con
+    finally:
+        con.close()
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None):
+    """First column of the first row (DuckDB 2.0 wants every result fetched to the end)."""
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0][0] if rows else None
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return bool(
+        scalar(
+            con,
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+            [schema, table],
+        )
+    )
