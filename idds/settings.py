@@ -22,6 +22,17 @@ class ConfigError(Exception):
     """Bad usage or configuration: the CLI prints the message and exits 2."""
 
 
+def quiet_third_party_defaults() -> None:
+    """No telemetry from Prefect, GX or dbt (closed hospital networks; no noise in logs)."""
+    for name, value in {
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "GX_ANALYTICS_ENABLED": "false",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DO_NOT_TRACK": "1",
+    }.items():
+        os.environ.setdefault(name, value)
+
+
 def _env_path(name: str, default: str) -> Path:
     return Path(os.environ.get(name) or default).expanduser()
 

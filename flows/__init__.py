@@ -1,0 +1,1 @@
+"""Prefect orchestration only: thin flows and tasks that call the idds package."""

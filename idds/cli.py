@@ -1,0 +1,127 @@
+"""The ``idds`` command line (see docs: the analyst interface)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from idds.settings import ConfigError, Settings, quiet_third_party_defaults
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="idds", description="IDDS cancer-pain registry pipeline")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def paths(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--landing", help="delivery folders (IDDS_LANDING, default data/landing)")
+        p.add_argument("--warehouse", help="working DuckDB file (IDDS_WAREHOUSE, default data/warehouse.duckdb)")
+        p.add_argument("--publish", help="analyst DuckDB file (IDDS_PUBLISH, default data/analyst.duckdb)")
+        p.add_argument("--reports", help="reports folder (IDDS_REPORTS, default data/reports)")
+
+    paths(sub.add_parser("demo", help="synthetic deliveries -> pipeline -> reports"))
+    paths(sub.add_parser("run", help="one pipeline run over the landing folder"))
+    synth = sub.add_parser("synth", help="write synthetic deliveries and their truth")
+    synth.add_argument("--out", required=True, help="writes OUT/landing/<delivery_id>/ and OUT/truth/")
+    synth.add_argument("--seed", type=int, default=11)
+    synth.add_argument("--profile", choices=["paper", "hospital"], default="paper")
+    synth.add_argument("--patients", type=int)
+    synth.add_argument("--deliveries", type=int, default=1)
+    synth.add_argument("--dirty", action="store_true")
+    serve = sub.add_parser("serve", help="serve the pipeline on a schedule (Prefect deployment)")
+    serve.add_argument("--cron", default="0 2 * * *")
+    sub.add_parser("status", help="recent runs, what they loaded, verdicts, report paths")
+    export = sub.add_parser("export", help="aggregate outcome marts as CSV with small cells suppressed")
+    export.add_argument("--aggregate", required=True)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings().with_overrides(
+        landing=getattr(args, "landing", None),
+        warehouse=getattr(args, "warehouse", None),
+        publish=getattr(args, "publish", None),
+        reports=getattr(args, "reports", None),
+    )
+
+
+def _run_pipeline(settings: Settings) -> int:
+    from idds.pseudonym import load_key
+
+    load_key(settings)  # fail early, with one sentence, when no key is configured
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+    from flows.registry import registry_pipeline
+
+    try:
+        result = registry_pipeline(
+            landing=str(settings.landing), warehouse=str(settings.warehouse),
+            publish_path=str(settings.publish), reports=str(settings.reports),
+        )
+    except Exception as exc:  # the flow already logged the details
+        print(f"error: the run failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+              file=sys.stderr)
+        return EXIT_FAILED
+    print(f"run {result['run_id']}: verdict {result['verdict']}")
+    print(f"validation report: {result['report']}")
+    if result["verdict"] != "allowed":
+        print("blocked by: " + ", ".join(result["blocking"]), file=sys.stderr)
+        print(f"the analyst file keeps the last good run: {settings.publish}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"analyst file: {result['analyst_file']}")
+    return EXIT_OK
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from synth import generate
+
+    summary = generate(
+        Path(args.out), seed=args.seed, profile=args.profile, patients=args.patients,
+        deliveries=args.deliveries, dirty=args.dirty, progress=lambda msg: print(msg, file=sys.stderr),
+    )
+    print(f"wrote synthetic deliveries to {Path(args.out) / 'landing'} and truth to {Path(args.out) / 'truth'}")
+    return EXIT_OK if summary is not None else EXIT_FAILED
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from idds.pseudonym import ensure_demo_key
+    from synth import generate
+
+    settings = _settings(args)
+    ensure_demo_key(settings)
+    landing = settings.landing
+    if not landing.is_dir() or not any(landing.iterdir()):
+        out = landing.parent
+        print(f"writing the calibrated synthetic deliveries into {landing} ...", file=sys.stderr)
+        generate(out, seed=11, profile="paper", deliveries=1,
+                 progress=lambda msg: print(msg, file=sys.stderr))
+    code = _run_pipeline(settings)
+    if code == EXIT_OK:
+        print(f"reports: {settings.reports / 'latest' / 'validation.html'}")
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    quiet_third_party_defaults()
+    try:
+        if args.command == "run":
+            return _run_pipeline(_settings(args))
+        if args.command == "demo":
+            return _demo(args)
+        if args.command == "synth":
+            return _synth(args)
+        print(f"idds {args.command}: not built yet.", file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

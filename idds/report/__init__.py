@@ -1,0 +1,1 @@
+"""HTML reports: the steward's validation report (and, later, the study report)."""

@@ -1,0 +1,46 @@
+"""Shared fixtures: one Prefect test harness per session, a key, temporary warehouses."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("IDDS_PSEUDONYM_KEY", "test-key-not-for-production-0001")
+
+from idds.settings import Settings, quiet_third_party_defaults  # noqa: E402
+
+quiet_third_party_defaults()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """A temporary Prefect API for the whole session (its start-up costs seconds)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings whose every path lies in a temporary folder."""
+    return Settings(
+        landing=tmp_path / "landing",
+        warehouse=tmp_path / "warehouse.duckdb",
+        publish=tmp_path / "analyst.duckdb",
+        reports=tmp_path / "reports",
+        work=tmp_path / "work",
+        key_file=tmp_path / "no-key-file",
+    )
+
+
+@pytest.fixture(scope="session")
+def paper_extract(tmp_path_factory) -> Path:
+    """The calibrated synthetic extract (paper profile, one delivery), written once."""
+    from synth import generate
+
+    out = tmp_path_factory.mktemp("paper")
+    generate(out, seed=11, profile="paper", deliveries=1)
+    return out
