@@ -32,6 +32,19 @@ def dbt_env(settings: Settings) -> dict[str, str]:
     }
 
 
+def _release_warehouse() -> None:
+    """dbt-duckdb keeps its DuckDB instance open for the process; close it after each
+    invocation so the warehouse file is free for the next step (and for other processes)."""
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    env = DuckDBConnectionManager._ENV
+    if env is not None:
+        try:
+            env.close()
+        finally:
+            DuckDBConnectionManager._ENV = None
+
+
 def run_dbt(settings: Settings, args: list[str]) -> DbtOutcome:
     """Invoke ``dbt <args>`` in this process; never raises on model or test failures."""
     from dbt.cli.main import dbtRunner
@@ -45,6 +58,7 @@ def run_dbt(settings: Settings, args: list[str]) -> DbtOutcome:
         result = dbtRunner().invoke([*args, "--quiet", "--no-use-colors"])
     finally:
         os.chdir(cwd)
+        _release_warehouse()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)

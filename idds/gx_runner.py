@@ -12,7 +12,6 @@ from idds.dq import record_check_result
 from idds.warehouse import table_exists
 
 
-
 def run_checkpoint(con: duckdb.DuckDBPyConnection, run_id: str, gx_root: Path, docs_out: Path) -> dict:
     """Validate each mart with its suite; results -> dq.dq_check_result; Data Docs -> docs_out."""
     import great_expectations as gx

@@ -11,7 +11,6 @@ import os
 import secrets
 import stat
 import sys
-from pathlib import Path
 
 from idds.settings import ConfigError, Settings
 

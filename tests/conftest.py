@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("IDDS_PSEUDONYM_KEY", "test-key-not-for-production-0001")
+os.environ["IDDS_PSEUDONYM_KEY"] = "test-key-not-for-production-0001"
 
 from idds.settings import Settings, quiet_third_party_defaults  # noqa: E402
 

@@ -98,11 +98,11 @@ def _ensure_raw_table(con: duckdb.DuckDBPyConnection, stem: str, columns: list[s
 def _quarantine_file_rows(con, run_id: str, fc: FileCounts, prepared_path: Path, check_id: str, message: str) -> None:
     """A refused file: every record goes to quarantine with the file-level reason."""
     con.execute(
-        f"""
+        """
         insert into dq.quarantine
         select ?, ?, ?, ?, try_cast(split_part(line, ',', 1) as bigint), null, null,
                substr(line, strpos(line, ',') + 1), [?], ?
-        from read_csv(?, header=true, columns={{'line': 'varchar'}}, delim=chr(1), quote='',
+        from read_csv(?, header=true, columns={'line': 'varchar'}, delim=chr(1), quote='',
                       escape='', auto_detect=false, strict_mode=false)
         where regexp_matches(line, '^[0-9]+,')
         """,
