@@ -64,3 +64,26 @@ create or replace macro idds_icd10(x) as
          then regexp_extract(upper(replace(idds_text(x), ' ', '')), '^([A-Z][0-9]{2})', 1)
               || coalesce('.' || nullif(regexp_extract(upper(replace(idds_text(x), ' ', '')), '^[A-Z][0-9]{2}[.]?([0-9])', 1), ''), '')
     end;
+
+-- vertebral levels: "T6", "T6椎体", "胸6" -> T6
+create or replace macro idds_level(x) as
+    case when regexp_matches(
+            replace(replace(replace(replace(upper(replace(idds_text(x), ' ', '')), '椎体', ''), '水平', ''), '胸', 'T'), '腰', 'L'),
+            '^[CTLS][0-9]{1,2}$')
+         then replace(replace(replace(replace(upper(replace(idds_text(x), ' ', '')), '椎体', ''), '水平', ''), '胸', 'T'), '腰', 'L')
+    end;
+
+-- interspaces: "L2/3", "L2-3", "L2~3", "腰2-3", "L2-L3", "T12/L1" -> L2-L3, T12-L1
+create or replace macro idds_interspace_text(x) as
+    regexp_replace(
+        replace(replace(upper(replace(idds_text(x), ' ', '')), '腰', 'L'), '胸', 'T'),
+        '[/~～－—_]|至|间隙', '-', 'g');
+
+create or replace macro idds_interspace(x) as
+    case
+        when regexp_matches(idds_interspace_text(x), '^[CTLS][0-9]{1,2}-[CTLS][0-9]{1,2}$')
+            then idds_interspace_text(x)
+        when regexp_matches(idds_interspace_text(x), '^[CTLS][0-9]{1,2}-[0-9]{1,2}$')
+            then split_part(idds_interspace_text(x), '-', 1) || '-'
+                 || left(idds_interspace_text(x), 1) || split_part(idds_interspace_text(x), '-', 2)
+    end;

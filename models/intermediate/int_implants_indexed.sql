@@ -44,9 +44,14 @@ with_admission as (
         ranked.*,
         ranked.first_implant_rank = 1 as is_index_implant,
         admissions.admission_id,
+        admissions.admitted_at,
+        admissions.discharged_at,
         admissions.admission_date,
         admissions.discharge_date,
         admissions.discharge_status,
+        admissions.arrival_mode,
+        admissions.total_charge_cny,
+        admissions.self_pay_cny,
     from ranked
     left join admissions
         on admissions.patient_key = ranked.patient_key

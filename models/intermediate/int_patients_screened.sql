@@ -10,8 +10,8 @@ implants as (
     select * from {{ ref('int_implants_indexed') }}
 ),
 
-diagnoses as (
-    select * from {{ ref('stg_emr__diagnoses') }}
+baseline as (
+    select * from {{ ref('int_baseline_assembled') }}
 ),
 
 per_patient as (
@@ -23,37 +23,15 @@ per_patient as (
     group by patient_key
 ),
 
-index_implants as (
-    select * from implants where is_index_implant
-),
-
-malignancy as (
-    select
-        index_implants.patient_key,
-        min(diagnoses.diagnosis_date) as first_primary_dx_date,
-    from index_implants
-    inner join diagnoses
-        on diagnoses.patient_key = index_implants.patient_key
-        and diagnoses.diagnosis_date <= coalesce(index_implants.discharge_date, index_implants.implant_date)
-        and {{ is_primary_malignancy('diagnoses.icd10_code') }}
-    group by index_implants.patient_key
-),
-
-baseline as (
+joined as (
     select
         patients.patient_key,
-        patients.sex,
-        index_implants.implant_id,
-        index_implants.implant_date,
-        date_sub('year', patients.birth_date, index_implants.implant_date) as age_years,
-        index_implants.indication,
-        malignancy.first_primary_dx_date,
         coalesce(per_patient.n_implants, 0) as n_implants,
         coalesce(per_patient.n_index_implants, 0) as n_index_implants,
+        baseline.* exclude (patient_key),
     from patients
     left join per_patient on per_patient.patient_key = patients.patient_key
-    left join index_implants on index_implants.patient_key = patients.patient_key
-    left join malignancy on malignancy.patient_key = patients.patient_key
+    left join baseline on baseline.patient_key = patients.patient_key
 ),
 
 screened as (
@@ -64,12 +42,13 @@ screened as (
             when n_index_implants = 0 then 'no_first_implant'
             when implant_date not between date '{{ var("cohort_start") }}' and date '{{ var("cohort_end") }}'
                 then 'implant_outside_window'
-            when indication is distinct from 'cancer_pain' or first_primary_dx_date is null
+            when indication is distinct from 'cancer_pain' or cancer_dx_date is null
                 then 'nonmalignant_pain'
-            when age_years is null then 'missing_data:age_years'
-            when sex is null then 'missing_data:sex'
+            {% for variable in var('required_baseline') -%}
+            when {{ variable }} is null then 'missing_data:{{ variable }}'
+            {% endfor -%}
         end as exclusion_reason,
-    from baseline
+    from joined
 )
 
 select

@@ -24,11 +24,16 @@ status as (
             else 'lost_or_refused'
         end as followup_status,
         followup.followup_nrs,
+        followup.satisfied,
+        followup.systemic_opioid_after,
         case
             when index_implants.discharge_status = 'dead' then index_implants.discharge_date
             else followup.reported_death_date
         end as death_date,
-        coalesce(followup.last_alive_contact_date, index_implants.discharge_date) as last_contact_date,
+        case
+            when followup.last_alive_contact_date is null then index_implants.discharge_date
+            else least(followup.last_alive_contact_date, followup.data_cutoff_date)
+        end as last_contact_date,
         followup.data_cutoff_date,
     from index_implants
     left join followup on followup.patient_key = index_implants.patient_key

@@ -109,3 +109,17 @@ def test_patient_key_is_keyed_and_stable(con):
     other = duckdb.connect()
     install_functions(other, "another-key-of-enough-length")
     assert one(other, "select idds_patient_key('0012345678')") != a
+
+
+@pytest.mark.parametrize(
+    "text, level",
+    [("L2/3", "L2-L3"), ("L2-3", "L2-L3"), ("腰2-3", "L2-L3"), ("L2~3", "L2-L3"), ("L2-L3", "L2-L3"),
+     ("T12/L1", "T12-L1"), ("l3/4", "L3-L4"), ("L2", None), ("abc", None)],
+)
+def test_interspace_notations_normalise(con, text, level):
+    assert one(con, "select idds_interspace(?)", text) == level
+
+
+@pytest.mark.parametrize("text, level", [("T6", "T6"), ("T6椎体", "T6"), ("t10", "T10"), ("胸8", "T8"), ("L1", "L1"), ("T", None)])
+def test_vertebral_levels_normalise(con, text, level):
+    assert one(con, "select idds_level(?)", text) == level
