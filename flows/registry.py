@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import datetime
 from importlib import metadata
@@ -21,6 +22,17 @@ from idds.publish import publish
 from idds.report.validation import BLOCKING_ENGINES, build_validation_report
 from idds.settings import Settings
 from idds.warehouse import connect
+
+RULE_TEST = re.compile(r"^r_([a-z]{2})_(\d{2})_")
+
+
+def dbt_check_id(test_name: str) -> str:
+    """dbt test name -> check id: singular rule tests keep their R-* id (r_dt_04_… -> R-DT-04)."""
+    match = RULE_TEST.match(test_name)
+    if match:
+        return f"R-{match.group(1).upper()}-{match.group(2)}"
+    return f"dbt.{test_name}"
+
 
 PACKAGES = ("duckdb", "dbt-core", "dbt-duckdb", "prefect", "pandera", "great-expectations", "lifelines")
 
@@ -48,8 +60,9 @@ def build_models(settings: Settings, run_id: str) -> dict:
     with connect(settings.warehouse, load_key(settings)) as con:
         for t in outcome.test_results:
             record_check_result(
-                con, run_id, f"dbt.{t['name']}", "dbt", t["failures"], None,
-                status="pass" if t["status"] == "pass" else ("fail" if t["status"] == "fail" else t["status"]),
+                con, run_id, dbt_check_id(t["name"]), "dbt", t["failures"], None,
+                status={"pass": "pass", "fail": "fail", "warn": "warn", "skipped": "not_applicable"}.get(
+                    t["status"], "error"),
                 drilldown_sql=t["compiled_sql"], execution_ms=t["execution_ms"], detail=t["message"][:500],
             )
         if outcome.errors:

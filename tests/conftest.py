@@ -10,6 +10,7 @@ import pytest
 os.environ["IDDS_PSEUDONYM_KEY"] = "test-key-not-for-production-0001"
 
 from idds.settings import Settings, quiet_third_party_defaults  # noqa: E402
+from pipeline_helpers import run_cli, settings_under  # noqa: E402
 
 quiet_third_party_defaults()
 
@@ -44,3 +45,14 @@ def paper_extract(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("paper")
     generate(out, seed=11, profile="paper", deliveries=1)
     return out
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(prefect_harness, paper_extract, tmp_path_factory):
+    """One pipeline run over the paper extract, shared by the tests that only read it."""
+    import shutil
+
+    settings = settings_under(tmp_path_factory.mktemp("run"))
+    shutil.copytree(paper_extract / "landing", settings.landing)
+    code = run_cli(settings)
+    return settings, code

@@ -16,16 +16,23 @@ steps as (
     ) as t(step_order, step, rule, exclusion_step)
 ),
 
+reasons as (
+    select exclusion_step, exclusion_reason, count(*) as n
+    from screened
+    where exclusion_reason is not null
+    group by all
+),
+
 counted as (
     select
         steps.step_order,
         steps.step,
         steps.rule,
-        count(screened.patient_key) filter (where screened.exclusion_step = steps.exclusion_step) as n_excluded,
-        string_agg(distinct screened.exclusion_reason, ', ' order by screened.exclusion_reason)
-            filter (where screened.exclusion_step = steps.exclusion_step) as reasons,
+        coalesce(sum(reasons.n), 0) as n_excluded,
+        string_agg(reasons.exclusion_reason || ' (' || reasons.n || ')', ', ' order by reasons.exclusion_reason)
+            as reasons,
     from steps
-    cross join screened
+    left join reasons on reasons.exclusion_step = steps.exclusion_step
     group by all
 ),
 
@@ -38,7 +45,7 @@ with_remaining as (
 )
 
 select
-    step_order,
+    cast(step_order as integer) as step_order,
     step,
     rule,
     cast(n_remaining as bigint) as n_remaining,
