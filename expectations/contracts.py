@@ -13,6 +13,7 @@ Check ids are ``raw.<file>.<column>.<check>``; ``<check>`` is one of ``not_null`
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 
@@ -126,10 +127,37 @@ def field(
     )
 
 
-def contract(name: str, key: str, columns: dict[str, pa.Column]) -> pa.DataFrameSchema:
+def _frame_predicate(sql: str):
+    """A pandera check function evaluating ``sql`` (over the frame's columns) row by row."""
+
+    def check(frame: pd.DataFrame) -> pd.Series:
+        data = frame.astype("object").where(frame.notna(), None)
+        con = _oracle_connection()
+        con.register("_frame", data)
+        try:
+            ok = con.execute(f"select coalesce({sql}, false) as ok from _frame").df()["ok"]
+        finally:
+            con.unregister("_frame")
+        return pd.Series(ok.to_numpy(dtype=bool), index=frame.index)
+
+    return check
+
+
+def row_check(column: str, name: str, sql: str, message: str) -> pa.Check:
+    """A check across columns of one row, reported against ``column`` (SQL names columns)."""
+    return pa.Check(
+        _frame_predicate(sql),
+        name=name,
+        error=message,
+        ignore_na=False,
+        statistics={"sql": sql, "column": column},
+    )
+
+
+def contract(name: str, key: str, columns: dict[str, pa.Column], checks: list[pa.Check] | None = None) -> pa.DataFrameSchema:
     """A file's contract; ``key`` is unique within one delivery."""
     columns = {**columns, "updated_at": field("datetime")}
-    return pa.DataFrameSchema(columns, name=name, strict=False, metadata={"key": key})
+    return pa.DataFrameSchema(columns, checks=checks or [], name=name, strict=False, metadata={"key": key})
 
 
 ID = field(required=True)
@@ -172,7 +200,18 @@ CONTRACTS: dict[str, pa.DataFrameSchema] = {
         "item": field("enum", required=True, domain="measurement_item"),
         "value": field(required=True),
         "unit": field(),
-    }),
+    }, checks=[
+        # the physical range of a value depends on the item measured
+        row_check("value", "range", """
+            idds_missing(value) or idds_enum('measurement_item', item) is null or case idds_enum('measurement_item', item)
+                when 'nrs' then idds_number(value) between 0 and 10
+                when 'adl' then idds_number(value) between 0 and 100
+                when 'height' then idds_number(value) between 0.5 and 250
+                when 'weight' then idds_number(value) > 0 and idds_number(value) <= 600
+                when 'pressure_sore' then idds_enum('yes_no', value) is not null
+                when 'pain_site' then idds_enum('pain_site', value) is not null
+                else true end""", "is outside the range or codes of its item"),
+    ]),
     "medication_orders": contract("medication_orders", "order_id", {
         "order_id": ID,
         "patient_id": PATIENT,
@@ -268,6 +307,7 @@ class CheckSpec:
     check: str
     sql: str  # predicate that is TRUE when the row passes; uses {c} for the column
     message: str
+    needs: tuple[str, ...] = ()  # other columns a row-level check reads
 
 
 def check_specs(file: str) -> list[CheckSpec]:
@@ -286,6 +326,19 @@ def check_specs(file: str) -> list[CheckSpec]:
                     message=chk.error,
                 )
             )
+    for chk in schema.checks:
+        column = chk.statistics["column"]
+        specs.append(
+            CheckSpec(
+                check_id=f"raw.{file}.{column}.{chk.name}",
+                file=file,
+                column=column,
+                check=chk.name,
+                sql=chk.statistics["sql"],
+                message=chk.error,
+                needs=tuple(sorted(set(re.findall(r"\b(item|value|unit)\b", chk.statistics["sql"])))),
+            )
+        )
     return specs
 
 

@@ -28,6 +28,10 @@ create table if not exists dq.quarantine (
     line_number bigint, record_key varchar, patient_id varchar, raw_row varchar,
     check_ids varchar[], reasons varchar
 );
+create table if not exists dq.duplicate_row (
+    run_id varchar, delivery_id varchar, source_file varchar, file_stem varchar,
+    line_number bigint, first_line_number bigint
+);
 create table if not exists dq.schema_drift (
     run_id varchar, delivery_id varchar, source_file varchar, file_stem varchar,
     delivered_header varchar, kept_as varchar
@@ -37,6 +41,14 @@ create table if not exists dq.dq_check (
     kahn_subcategory varchar, severity varchar, warn_pct double, fail_pct double,
     warn_count bigint, fail_count bigint, description varchar, rationale varchar,
     what_to_do varchar
+);
+create table if not exists dq.dq_failed_row (
+    run_id varchar, check_id varchar, table_name varchar, patient_key varchar,
+    record_key varchar, offending_value varchar
+);
+create table if not exists dq.dq_waiver (
+    run_id varchar, check_id varchar, record_key varchar, reason varchar, owner varchar,
+    created date, expires date, state varchar
 );
 create table if not exists dq.dq_check_result (
     run_id varchar, check_id varchar, engine varchar, status varchar, rows_failed bigint,

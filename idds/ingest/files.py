@@ -87,6 +87,29 @@ class Prepared:
     records: int  # data records, the header excluded; a multi-line quoted note is one
 
 
+def _ends_inside_quotes(line: str, inside: bool) -> bool:
+    """Whether a CSV record is still inside a quoted field at the end of this line.
+
+    Lenient RFC 4180, as common CSV readers (Python's csv, DuckDB) resynchronise: a quote
+    that closes a quoted field and is followed by other text ends the quoting.
+    """
+    START, FIELD, QUOTED, QUOTE_IN_QUOTED = 0, 1, 2, 3
+    state = QUOTED if inside else START
+    for ch in line:
+        if state == QUOTED:
+            if ch == '"':
+                state = QUOTE_IN_QUOTED
+        elif state == QUOTE_IN_QUOTED:
+            state = QUOTED if ch == '"' else (START if ch == "," else FIELD)
+        elif ch == ",":
+            state = START
+        elif state == START and ch == '"':
+            state = QUOTED
+        elif ch not in "\r\n":
+            state = FIELD
+    return state == QUOTED
+
+
 def _write_numbered(src: Path, dst: Path, encoding: str) -> tuple[list[str], int]:
     """Decode ``src`` and write ``dst``: header prefixed ``_line_number``, records by line."""
     records = 0
@@ -106,14 +129,12 @@ def _write_numbered(src: Path, dst: Path, encoding: str) -> tuple[list[str], int
                     records += 1
                     out.write(f"{lineno},")
             out.write(line)
-            if line.count('"') % 2:
-                inside_quotes = not inside_quotes
+            if inside_quotes or '"' in line:
+                inside_quotes = _ends_inside_quotes(line, inside_quotes)
         if header_line is not None and not line.endswith(("\n", "\r")):
             out.write("\n")
     if header_line is None:
         raise FileRefused("the file is empty (no header line)")
-
-
     header = next(csv.reader([header_line]))
     return header, records
 

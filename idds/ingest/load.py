@@ -161,8 +161,9 @@ def load_file(
         f"""
         insert into dq.quarantine
         with r as (
-            select byte_position, csv_line, error_message,
-                   try_cast(regexp_extract(csv_line, '^([0-9]+),', 1) as bigint) as prefixed
+            select byte_position, trim(csv_line, chr(13) || chr(10)) as csv_line, error_message,
+                   try_cast(regexp_extract(trim(csv_line, chr(13) || chr(10)), '^([0-9]+),', 1) as bigint)
+                       as prefixed
             from _rej
         ), numbered as (
             select *, max(prefixed) over (order by byte_position rows unbounded preceding) as line_number
@@ -183,7 +184,7 @@ def load_file(
         [run_id, delivery.delivery_id, file.path.name],
     )
 
-    specs = [s for s in check_specs(stem) if s.column in names]
+    specs = [s for s in check_specs(stem) if s.column in names and all(n in names for n in s.needs)]
     key = key_column(stem)
     delivered = [c for c in names]
     row_hash = "md5(concat_ws(chr(31), " + ", ".join(
@@ -235,6 +236,15 @@ def load_file(
                    case split_part(x, chr(9), 2) {value_of} else '' end
                    || ''') ' || split_part(x, chr(9), 3)), '; ') || '.'
         from _checked where len(_failed) > 0
+        """,
+        [run_id, delivery.delivery_id, file.path.name, stem],
+    )
+    con.execute(
+        f"""
+        insert into dq.duplicate_row
+        select ?, ?, ?, ?, _ln, first_value(_ln) over (partition by _row_hash order by _ln)
+        from (select try_cast(_line_number as bigint) as _ln, {row_hash} as _row_hash from _load)
+        qualify row_number() over (partition by _row_hash order by _ln) > 1
         """,
         [run_id, delivery.delivery_id, file.path.name, stem],
     )

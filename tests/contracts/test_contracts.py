@@ -34,11 +34,13 @@ def _pandera_failures(file: str, frame: pd.DataFrame) -> set[tuple[int, str]]:
     """(row index, check id) pairs that pandera's pandas backend reports."""
     schema = CONTRACTS[file]
     by_message = {(s.column, s.message): s.check_id for s in check_specs(file)}
+    frame_level = {s.message: s.check_id for s in check_specs(file) if s.needs}
     try:
         schema.validate(frame, lazy=True)
     except pandera.errors.SchemaErrors as exc:
         cases = exc.failure_cases
-        return {(int(r.index), by_message[(r.column, r.check)]) for r in cases.itertuples()}
+        return {(int(r.index), by_message.get((r.column, r.check)) or frame_level[r.check])
+                for r in cases.itertuples()}
     return set()
 
 
@@ -55,9 +57,8 @@ def _sql_failures(file: str, frame: pd.DataFrame) -> set[tuple[int, str]]:
     for spec in check_specs(file):
         if spec.column not in frame.columns:
             continue
-        rows = con.execute(
-            f'select _i from f where not coalesce({spec.sql.format(c=chr(34) + spec.column + chr(34))}, false)'
-        ).fetchall()
+        predicate = spec.sql.format(c=chr(34) + spec.column + chr(34)) if not spec.needs else spec.sql
+        rows = con.execute(f"select _i from f where not coalesce({predicate}, false)").fetchall()
         out |= {(int(r[0]), spec.check_id) for r in rows}
     return out
 
@@ -77,6 +78,13 @@ def _sql_failures(file: str, frame: pd.DataFrame) -> set[tuple[int, str]]:
             "contact_date": ["2023-01-02", "2023/1/2", "bad", "20230102"],
             "outcome": ["reached", "已联系", "失访", "gone"],
             "nrs": ["3", "7分", "11", "7.5"],
+        })),
+        ("measurements", pd.DataFrame({
+            "measurement_id": ["M1", "M2", "M3", "M4", "M5"],
+            "patient_id": ["1", "2", "3", "4", "5"],
+            "measured_at": ["2022-01-01 10:00"] * 5,
+            "item": ["nrs", "体重", "adl", "height", "疼痛部位"],
+            "value": ["7分", "-5", "105", "1.62", "腰骶部"],
         })),
         ("idds_implants", pd.DataFrame({
             "implant_id": ["I1", "I2", "I3"],
