@@ -19,6 +19,7 @@ from idds.ingest.load import fault_point
 from idds.outcomes import write_outcome_marts
 from idds.pseudonym import load_key
 from idds.publish import publish
+from idds.report.study import build_study_report
 from idds.report.validation import BLOCKING_ENGINES, build_validation_report
 from idds.settings import Settings
 from idds.warehouse import connect
@@ -110,9 +111,13 @@ def analyse_outcomes(settings: Settings) -> dict:
 
 
 @task(name="write_reports")
-def write_reports(settings: Settings, run_id: str) -> str:
+def write_reports(settings: Settings, run_id: str, with_study: bool) -> dict:
+    """The steward's validation report always; the study report when the run was allowed."""
     with connect(settings.warehouse, load_key(settings)) as con:
-        return str(build_validation_report(con, run_id, settings.reports))
+        paths = {"validation": str(build_validation_report(con, run_id, settings.reports))}
+        if with_study:
+            paths["study"] = str(build_study_report(con, run_id, settings.reports))
+    return paths
 
 
 @task(name="publish_marts")
@@ -159,7 +164,7 @@ def registry_pipeline(
             logger.info("Outcome marts: %s", ", ".join(f"{k} ({v} rows)" for k, v in outcomes.items()))
         else:
             logger.warning(verdict["message"])
-        report = write_reports(settings, run_id)
+        reports = write_reports(settings, run_id, verdict["verdict"] == "allowed")
         if verdict["verdict"] == "allowed":
             published = publish_marts(settings)
             logger.info("Published %d tables to %s", len(published), settings.publish)
@@ -173,7 +178,8 @@ def registry_pipeline(
         "verdict": verdict["verdict"],
         "blocking": verdict["blocking"],
         "deliveries": len(ingested),
-        "report": report,
+        "report": reports["validation"],
+        "study_report": reports.get("study"),
         "analyst_file": str(settings.publish) if published else None,
         "gx": gx_summary,
     }

@@ -70,6 +70,7 @@ def _run_pipeline(settings: Settings) -> int:
         print("blocked by: " + ", ".join(result["blocking"]), file=sys.stderr)
         print(f"the analyst file keeps the last good run: {settings.publish}", file=sys.stderr)
         return EXIT_FAILED
+    print(f"study report: {result['study_report']}")
     print(f"analyst file: {result['analyst_file']}")
     return EXIT_OK
 

@@ -160,3 +160,25 @@ def test_a_blocking_failure_exits_1_and_keeps_the_last_good_analyst_file(first_r
     assert settings.publish.read_bytes() == before
     html = (settings.reports / "latest" / "validation.html").read_text(encoding="utf-8")
     assert "Cohort build blocked" in html and "gx.cohort_idds.age_years.range" in html
+
+
+def test_every_example_query_of_the_analyst_guide_runs_on_the_analyst_file(first_run):
+    import re
+    from pathlib import Path
+
+    settings, _ = first_run
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "analysts.md").read_text(encoding="utf-8")
+    queries = re.findall(r"```sql\n(.*?)```", guide, flags=re.S)
+    assert len(queries) >= 12
+    con = duckdb.connect(str(settings.publish), read_only=True)
+    for query in queries:
+        rows = con.execute(query).fetchall()
+        assert rows is not None, query
+    con.close()
+
+
+def test_the_study_report_is_written_with_its_figures(first_run):
+    settings, _ = first_run
+    html = (settings.reports / "latest" / "study.html").read_text(encoding="utf-8")
+    assert "2.96" in html  # KM median of the follow-up set
+    assert list((settings.reports / "latest" / "figures").glob("*.png"))
