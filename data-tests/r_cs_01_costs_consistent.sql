@@ -1,3 +1,7 @@
--- R-CS-01 (error): total charge > 0 and 0 <= self-pay <= total.
-select patient_key, total_charge_cny, self_pay_cny from {{ ref('cohort_idds') }}
-where total_charge_cny <= 0 or self_pay_cny < 0 or self_pay_cny > total_charge_cny
+-- R-CS-01 (error): total charge > 0 and 0 <= self-pay <= total, on every admission;
+-- in_cohort: the admission is a cohort patient's index admission.
+select admissions.patient_key, admissions.admission_id, admissions.total_charge_cny, admissions.self_pay_cny,
+       admissions.admission_id in (select admission_id from {{ ref('int_patients_screened') }} where is_included) as in_cohort,
+from {{ ref('stg_emr__admissions') }} as admissions
+where admissions.total_charge_cny <= 0 or admissions.self_pay_cny < 0
+   or admissions.self_pay_cny > admissions.total_charge_cny

@@ -13,6 +13,7 @@ from prefect import flow, get_run_logger, runtime, task
 from flows.ingest import ingest_deliveries
 from idds import __version__
 from idds.dbt import run_dbt
+from idds.checks import blocking_failures, load_waivers, record_failed_rows, settle_results
 from idds.dq import ensure_dq_schema, record_check_result
 from idds.gx_runner import run_checkpoint
 from idds.ingest.load import fault_point
@@ -20,7 +21,7 @@ from idds.outcomes import write_outcome_marts
 from idds.pseudonym import load_key
 from idds.publish import publish
 from idds.report.study import build_study_report
-from idds.report.validation import BLOCKING_ENGINES, build_validation_report
+from idds.report.validation import build_validation_report
 from idds.settings import Settings
 from idds.warehouse import connect
 
@@ -28,10 +29,13 @@ RULE_TEST = re.compile(r"^r_([a-z]{2})_(\d{2})_")
 
 
 def dbt_check_id(test_name: str) -> str:
-    """dbt test name -> check id: singular rule tests keep their R-* id (r_dt_04_… -> R-DT-04)."""
+    """dbt test name -> check id: singular rule tests keep their R-* id (r_dt_04_… -> R-DT-04),
+    tests named raw__<file>__<column>__<rule> report as raw.<file>.<column>.<rule>."""
     match = RULE_TEST.match(test_name)
     if match:
         return f"R-{match.group(1).upper()}-{match.group(2)}"
+    if test_name.startswith("raw__"):  # raw-data rules checked on the models: raw.<file>.<column>.<rule>
+        return test_name.replace("__", ".")
     return f"dbt.{test_name}"
 
 
@@ -60,12 +64,18 @@ def build_models(settings: Settings, run_id: str) -> dict:
     outcome = run_dbt(settings, ["build"])
     with connect(settings.warehouse, load_key(settings)) as con:
         for t in outcome.test_results:
+            check_id = dbt_check_id(t["name"])
+            status = {"pass": "pass", "fail": "fail", "warn": "warn", "skipped": "not_applicable"}.get(
+                t["status"], "error")
             record_check_result(
-                con, run_id, dbt_check_id(t["name"]), "dbt", t["failures"], None,
-                status={"pass": "pass", "fail": "fail", "warn": "warn", "skipped": "not_applicable"}.get(
-                    t["status"], "error"),
+                con, run_id, check_id, "dbt", t["failures"], None, status=status,
                 drilldown_sql=t["compiled_sql"], execution_ms=t["execution_ms"], detail=t["message"][:500],
             )
+            if t["failures"] and t["compiled_sql"]:
+                in_cohort = record_failed_rows(con, run_id, check_id, t["name"], t["compiled_sql"])
+                con.execute(
+                    "update dq.dq_check_result set rows_in_cohort = ? where run_id = ? and check_id = ?",
+                    [in_cohort, run_id, check_id])
         if outcome.errors:
             record_check_result(
                 con, run_id, "pipeline.dbt.build", "pipeline", len(outcome.errors), None,
@@ -86,12 +96,18 @@ def validate_marts(settings: Settings, run_id: str, reports_dir: str) -> dict:
 
 @task(name="decide_verdict")
 def decide_verdict(settings: Settings, run_id: str) -> dict:
-    """Blocked when a blocking check failed; returns the verdict and the failing ids."""
+    """Settle every result (catalogue thresholds, severities, waivers); blocked when a
+    blocking check failed. Returns the verdict and the failing ids."""
     with connect(settings.warehouse, load_key(settings)) as con:
-        failing = [r[0] for r in con.execute(
-            "select distinct check_id from dq.dq_check_result where run_id = ? "
-            "and status in ('fail', 'error') and engine in (select unnest(?)) order by 1",
-            [run_id, list(BLOCKING_ENGINES)]).fetchall()]
+        con.execute(
+            """
+            insert into dq.dq_failed_row
+            select run_id, unnest(check_ids), 'raw.' || file_stem, idds_patient_key(patient_id),
+                   coalesce(record_key, delivery_id || '/' || source_file || ':' || line_number), reasons
+            from dq.quarantine where run_id = ?
+            """, [run_id])
+        settle_results(con, run_id, load_waivers())
+        failing = blocking_failures(con, run_id)
         verdict = "blocked" if failing else "allowed"
         message = (
             "Blocked by " + ", ".join(failing[:10]) + "; the analyst file keeps the last good run."

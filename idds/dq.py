@@ -53,7 +53,7 @@ create table if not exists dq.dq_waiver (
 create table if not exists dq.dq_check_result (
     run_id varchar, check_id varchar, engine varchar, status varchar, rows_failed bigint,
     rows_tested bigint, pct_failed double, patients_affected bigint, drilldown_sql varchar,
-    execution_ms double, detail varchar
+    execution_ms double, detail varchar, rows_in_cohort bigint
 );
 """
 
@@ -77,12 +77,13 @@ def record_check_result(
     detail: str | None = None,
     patients_affected: int | None = None,
 ) -> None:
-    """Append one check result; status defaults to pass / pass_with_violations-free fail."""
+    """Append one check result. The status given here is provisional: the catalogue's
+    thresholds, severities and waivers settle it (idds.checks.settle_results)."""
     if status is None:
         status = "pass" if rows_failed == 0 else "fail"
     pct = (100.0 * rows_failed / rows_tested) if rows_tested else None
     con.execute(
-        "insert into dq.dq_check_result values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "insert into dq.dq_check_result values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, null)",
         [run_id, check_id, engine, status, rows_failed, rows_tested, pct, patients_affected,
          drilldown_sql, execution_ms, detail],
     )

@@ -12,6 +12,33 @@ from idds.dq import record_check_result
 from idds.warehouse import table_exists
 
 
+def _lit(value) -> str:
+    return "'" + str(value).replace("'", "''") + "'" if isinstance(value, str) else str(value)
+
+
+def drilldown_sql(mart: str, config) -> str | None:
+    """DuckDB SQL returning exactly the rows an expectation counts as unexpected."""
+    kw = config.kwargs
+    column = kw.get("column")
+    table = f"marts.{mart}"
+    if config.type == "expect_column_values_to_be_between":
+        conds = []
+        if kw.get("min_value") is not None:
+            conds.append(f'"{column}" < {kw["min_value"]}')
+        if kw.get("max_value") is not None:
+            conds.append(f'"{column}" > {kw["max_value"]}')
+        return f'select * from {table} where {" or ".join(conds)}'
+    if config.type == "expect_column_values_to_be_in_set":
+        values = ", ".join(_lit(v) for v in kw["value_set"])
+        return f'select * from {table} where "{column}" is not null and "{column}" not in ({values})'
+    if config.type == "expect_column_values_to_not_be_null":
+        return f'select * from {table} where "{column}" is null'
+    if config.type == "expect_column_values_to_be_unique":
+        return (f'select * from {table} where "{column}" in (select "{column}" from {table} '
+                f'group by all having count(*) > 1)')
+    return None
+
+
 def run_checkpoint(con: duckdb.DuckDBPyConnection, run_id: str, gx_root: Path, docs_out: Path) -> dict:
     """Validate each mart with its suite; results -> dq.dq_check_result; Data Docs -> docs_out."""
     import great_expectations as gx
@@ -54,7 +81,7 @@ def run_checkpoint(con: duckdb.DuckDBPyConnection, run_id: str, gx_root: Path, d
                 status = "pass" if item.success else "fail"
                 record_check_result(
                     con, run_id, check_id, "gx", failed, tested, status=status,
-                    drilldown_sql=None, detail=f"{config.type} on marts.{mart}",
+                    drilldown_sql=drilldown_sql(mart, config), detail=f"{config.type} on marts.{mart}",
                     execution_ms=None)
                 summary["checks"] += 1
                 summary["failed"] += not item.success

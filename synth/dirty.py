@@ -285,7 +285,7 @@ class Injector:
         for row in [imps[int(i)] for i in r.permutation(len(imps))[:2]]:
             lev = lat[row.pid]["insertion_level"]
             a, c = lev.split("-")
-            text = f"{a}~{c[1:]}" if a[0] == c[0] else f"{a}/{c}"
+            text = f"{a}~{c[1:]}" if a[0] == c[0] else f"{a}~{c}"
             k, rec = final("idds_implants", row)
             rec.v = dict(rec.v, insertion_level=text)
             self.log(rec, k, "R-OR-02", "corrected", f"insertion level written {text}: normalise to {lev}",

@@ -139,8 +139,14 @@ def load_file(
             f"{where}: required column {', '.join(missing)} is missing from the header; "
             "the file was refused and its records quarantined."
         )
-        _quarantine_file_rows(con, run_id, fc, prepared.path, f"raw.{stem}.{missing[0]}.column_missing", fc.message)
+        check_id = f"raw.{stem}.{missing[0]}.column_missing"
+        _quarantine_file_rows(con, run_id, fc, prepared.path, check_id, fc.message)
         fc.rows_quarantined = prepared.records
+        record_check_result(
+            con, run_id, check_id, "pandera", prepared.records, prepared.records, detail=where,
+            drilldown_sql=(f"select * from dq.quarantine where run_id = {_lit(run_id)} and delivery_id = "
+                           f"{_lit(delivery.delivery_id)} and source_file = {_lit(file.path.name)} "
+                           f"and list_contains(check_ids, {_lit(check_id)})"))
         return fc
 
     columns_sql = ", ".join(f"{_lit(c)}: 'VARCHAR'" for c in ["_line_number", *names])
@@ -271,12 +277,21 @@ def load_file(
     counts = dict(con.execute(
         "select c, count(*) from (select unnest(list_transform(_failed, lambda x: split_part(x, chr(9), 1))) c "
         "from _checked) group by c").fetchall())
+    scope = (f"run_id = {_lit(run_id)} and delivery_id = {_lit(delivery.delivery_id)} "
+             f"and source_file = {_lit(file.path.name)}")
+
+    def quarantined(check_id: str) -> str:
+        return f"select * from dq.quarantine where {scope} and list_contains(check_ids, {_lit(check_id)})"
+
     for spec in specs:
         record_check_result(con, run_id, spec.check_id, "pandera", counts.get(spec.check_id, 0), tested,
-                            detail=where)
+                            detail=where, drilldown_sql=quarantined(spec.check_id))
     for check_id in (f"raw.{stem}.{key}.unique", f"raw.{stem}.record.malformed"):
         failed = counts.get(check_id, 0) + (malformed if check_id.endswith("malformed") else 0)
-        record_check_result(con, run_id, check_id, "pandera", failed, fc.rows_read, detail=where)
+        record_check_result(con, run_id, check_id, "pandera", failed, fc.rows_read, detail=where,
+                            drilldown_sql=quarantined(check_id))
+    record_check_result(con, run_id, f"raw.{stem}.record.duplicate", "pandera", duplicates, fc.rows_read,
+                        detail=where, drilldown_sql=f"select * from dq.duplicate_row where {scope}")
     con.execute("drop table if exists _checked; drop table if exists _load")
     return fc
 
