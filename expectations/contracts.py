@@ -46,18 +46,23 @@ def _oracle_connection() -> duckdb.DuckDBPyConnection:
     return _local.con
 
 
-def _series_predicate(sql: str):
-    """A pandera check function evaluating ``sql`` (over column ``v``) row by row in DuckDB."""
+def _duckdb_predicate(sql: str, column: str | None = None):
+    """A pandera check function evaluating ``sql`` row by row in DuckDB.
 
-    def check(series: pd.Series) -> pd.Series:
-        frame = pd.DataFrame({"v": series.astype("object").where(series.notna(), None)})
+    With ``column`` the check receives a Series, exposed to the SQL as ``v``; without, it
+    receives the frame and the SQL names its columns.
+    """
+
+    def check(data: pd.Series | pd.DataFrame) -> pd.Series:
+        frame = data.to_frame("v") if column else data
+        frame = frame.astype("object").where(frame.notna(), None)
         con = _oracle_connection()
         con.register("_frame", frame)
         try:
             ok = con.execute(f"select coalesce({sql}, false) as ok from _frame").df()["ok"]
         finally:
             con.unregister("_frame")
-        return pd.Series(ok.to_numpy(dtype=bool), index=series.index)
+        return pd.Series(ok.to_numpy(dtype=bool), index=data.index)
 
     return check
 
@@ -65,7 +70,7 @@ def _series_predicate(sql: str):
 def _check(name: str, sql_body: str, message: str) -> pa.Check:
     """A check over one column: ``sql_body`` uses ``{c}`` for the column expression."""
     return pa.Check(
-        _series_predicate(sql_body.format(c="v")),
+        _duckdb_predicate(sql_body.format(c="v"), column="v"),
         name=name,
         error=message,
         ignore_na=False,
@@ -127,26 +132,10 @@ def field(
     )
 
 
-def _frame_predicate(sql: str):
-    """A pandera check function evaluating ``sql`` (over the frame's columns) row by row."""
-
-    def check(frame: pd.DataFrame) -> pd.Series:
-        data = frame.astype("object").where(frame.notna(), None)
-        con = _oracle_connection()
-        con.register("_frame", data)
-        try:
-            ok = con.execute(f"select coalesce({sql}, false) as ok from _frame").df()["ok"]
-        finally:
-            con.unregister("_frame")
-        return pd.Series(ok.to_numpy(dtype=bool), index=frame.index)
-
-    return check
-
-
 def row_check(column: str, name: str, sql: str, message: str) -> pa.Check:
     """A check across columns of one row, reported against ``column`` (SQL names columns)."""
     return pa.Check(
-        _frame_predicate(sql),
+        _duckdb_predicate(sql),
         name=name,
         error=message,
         ignore_na=False,

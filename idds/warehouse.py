@@ -56,6 +56,9 @@ def connect(path: Path, key: str | None = None, read_only: bool = False) -> Iter
     finally:
         os.umask(old_umask)
     try:
+        # bounded memory: DuckDB spills to <warehouse>.tmp/ beyond this (IDDS_MEMORY_LIMIT)
+        con.execute(f"set memory_limit = '{os.environ.get('IDDS_MEMORY_LIMIT', '3GB')}'")
+        con.execute("set preserve_insertion_order = false")
         if not read_only:
             for schema in SCHEMAS:
                 con.execute(f"create schema if not exists {schema}")

@@ -201,26 +201,47 @@ def load_file(
         for s in specs
     ) or "null"
     updated = "idds_timestamp(updated_at)" if "updated_at" in names else "null"
+    # exact duplicates and key conflicts by hash aggregation (no sort of the whole file)
+    con.execute(
+        f"""
+        create or replace temp table _dups as
+        select {row_hash} as _row_hash, min(try_cast(_line_number as bigint)) as _first_ln
+        from _load group by all having count(*) > 1
+        """
+    )
+    con.execute(
+        f"""
+        create or replace temp table _duplicate_lines as
+        select try_cast(l._line_number as bigint) as _ln, d._first_ln
+        from _load l join _dups d on {row_hash.replace('coalesce("', 'coalesce(l."')} = d._row_hash
+        """
+    )
+    con.execute("delete from _duplicate_lines where _ln = _first_ln")
+    con.execute(
+        f"""
+        create or replace temp table _conflicts as
+        select idds_text({_q(key)}) as _k, coalesce(cast({updated} as varchar), '') as _u
+        from _load
+        where try_cast(_line_number as bigint) not in (select _ln from _duplicate_lines)
+          and idds_text({_q(key)}) is not null
+        group by all having count(*) > 1
+        """
+    )
     con.execute(
         f"""
         create or replace temp table _checked as
-        with base as (
-            select *, try_cast(_line_number as bigint) as _ln, {row_hash} as _row_hash
-            from _load
-        ), ranked as (
-            select *, row_number() over (partition by _row_hash order by _ln) as _dup_rank from base
-        ), firsts as (
-            select *, count(*) over (partition by idds_text({_q(key)}), coalesce(cast({updated} as varchar), ''))
-                       as _key_rows
-            from ranked where _dup_rank = 1
-        )
-        select *, list_filter([{fail_items}], lambda x: x is not null)
-                  || case when _key_rows > 1 and idds_text({_q(key)}) is not null
+        select _load.*, try_cast(_line_number as bigint) as _ln,
+               list_filter([{fail_items}], lambda x: x is not null)
+                  || case when _conflicts._k is not null
                           then [{_lit(f'raw.{stem}.{key}.unique{chr(9)}{key}{chr(9)}is a key that another, different record of this delivery also holds (conflict)')}]
                           else [] end
-                  || case when _ln is null then [{_lit(f'raw.{stem}.record.malformed{chr(9)}_line_number{chr(9)}is not a record of this file')}] else [] end
+                  || case when try_cast(_line_number as bigint) is null then [{_lit(f'raw.{stem}.record.malformed{chr(9)}_line_number{chr(9)}is not a record of this file')}] else [] end
                   as _failed
-        from firsts
+        from _load
+        left join _conflicts
+            on _conflicts._k = idds_text(_load.{_q(key)})
+            and _conflicts._u = coalesce(cast({updated} as varchar), '')
+        where try_cast(_line_number as bigint) not in (select _ln from _duplicate_lines)
         """
     )
     phi = set(phi_columns(stem))
@@ -246,12 +267,7 @@ def load_file(
         [run_id, delivery.delivery_id, file.path.name, stem],
     )
     con.execute(
-        f"""
-        insert into dq.duplicate_row
-        select ?, ?, ?, ?, _ln, first_value(_ln) over (partition by _row_hash order by _ln)
-        from (select try_cast(_line_number as bigint) as _ln, {row_hash} as _row_hash from _load)
-        qualify row_number() over (partition by _row_hash order by _ln) > 1
-        """,
+        "insert into dq.duplicate_row select ?, ?, ?, ?, _ln, _first_ln from _duplicate_lines",
         [run_id, delivery.delivery_id, file.path.name, stem],
     )
     contract_failed = scalar(con, "select count(*) from _checked where len(_failed) > 0")
@@ -292,7 +308,8 @@ def load_file(
                             drilldown_sql=quarantined(check_id))
     record_check_result(con, run_id, f"raw.{stem}.record.duplicate", "pandera", duplicates, fc.rows_read,
                         detail=where, drilldown_sql=f"select * from dq.duplicate_row where {scope}")
-    con.execute("drop table if exists _checked; drop table if exists _load")
+    con.execute("drop table if exists _checked; drop table if exists _load; drop table if exists _dups; "
+                "drop table if exists _duplicate_lines; drop table if exists _conflicts")
     return fc
 
 

@@ -6,8 +6,7 @@ from collections import Counter
 
 import pandas as pd
 import pytest
-
-from test_ingest import KEY, load_all, query
+from test_ingest import load_all, query
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import duckdb
 import pytest
+from test_ingest import KEY, PATIENTS, load_all, write
 
 from idds.publish import publish
 from idds.report.format import percent, ratio
 from idds.warehouse import connect
-from test_ingest import KEY, PATIENTS, load_all, write
 
 
 @pytest.fixture
