@@ -9,8 +9,9 @@ import pytest
 
 os.environ["IDDS_PSEUDONYM_KEY"] = "test-key-not-for-production-0001"
 
-from idds.settings import Settings, quiet_third_party_defaults  # noqa: E402
 from pipeline_helpers import run_cli, settings_under  # noqa: E402
+
+from idds.settings import Settings, quiet_third_party_defaults  # noqa: E402
 
 quiet_third_party_defaults()
 

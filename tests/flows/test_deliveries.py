@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from pipeline_helpers import run_cli, settings_under
 from test_registry_pipeline import cohort_and_truth, compare_with_truth
 

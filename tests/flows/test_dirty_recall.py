@@ -10,7 +10,6 @@ from collections import defaultdict
 import duckdb
 import pandas as pd
 import pytest
-
 from pipeline_helpers import run_cli, settings_under
 
 pytestmark = pytest.mark.slow

@@ -8,8 +8,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-
 from pipeline_helpers import run_cli, settings_under
+
 from idds.dbt import run_dbt
 
 pytestmark = pytest.mark.slow
