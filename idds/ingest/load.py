@@ -253,7 +253,7 @@ def load_file(
     con.execute(
         f"""
         insert into dq.quarantine
-        select ?, ?, ?, ?, _ln, idds_text({_q(key)}),
+        select ?, ?, ?, ?, _ln, {('null' if key in phi else f'idds_text({_q(key)})')},
                {('idds_text(patient_id)' if 'patient_id' in names else 'null')},
                {raw_json},
                list_transform(_failed, lambda x: split_part(x, chr(9), 1)),

@@ -198,3 +198,10 @@ def test_a_crash_between_files_leaves_nothing_and_the_rerun_loads_the_delivery_w
     clean = settings.__class__(**{**settings.__dict__, "warehouse": tmp_path / "clean.duckdb"})
     load_all(clean, "rerun")
     assert query(clean, "select * exclude (_loaded_at, _run_id) from raw.patients order by all") == crashed_then_rerun
+
+
+def test_a_quarantined_patient_record_keeps_no_mrn_as_its_record_key(settings):
+    write(settings.landing / "2024-01-01" / "patients.csv", PATIENTS)
+    load_all(settings)
+    keys = query(settings, "select distinct record_key from dq.quarantine")
+    assert keys == [(None,)]
