@@ -45,6 +45,7 @@ class FileCounts:
     rows_duplicate: int = 0
     status: str = "loaded"
     message: str | None = None
+    encoding: str | None = None
 
 
 def fault_point(name: str) -> None:
@@ -125,6 +126,7 @@ def load_file(
     where = f"{delivery.delivery_id}/{file.path.name}"
     prepared = prepare(file.path, work / f"{delivery.delivery_id}__{stem}.csv")
     fc.rows_read = prepared.records
+    fc.encoding = prepared.encoding + (" (gzip)" if file.path.name.lower().endswith(".gz") else "")
     check_manifest_rows(delivery, file, prepared.records)
     names, drift = _column_names(prepared.header, stem, mapping)
     for delivered, kept in drift.items():
@@ -358,8 +360,8 @@ def load_delivery(
                  fc.rows_quarantined, fc.rows_duplicate, fc.status, fc.message],
             )
             con.execute(
-                "insert into dq.ingest_file values (?, ?, ?, ?, ?, null, ?, ?, ?)",
-                [run_id, delivery.delivery_id, file.path.name, file.stem, file.sha256, fc.status,
+                "insert into dq.ingest_file values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [run_id, delivery.delivery_id, file.path.name, file.stem, file.sha256, fc.encoding, fc.status,
                  fc.message, loaded_at],
             )
             seen.setdefault(file.sha256, where)
