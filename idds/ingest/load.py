@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -325,6 +326,8 @@ def load_delivery(
     """Load a delivery as one transaction; a refusal or an error leaves nothing of it."""
     loaded_at = datetime.now()
     results: list[FileCounts] = []
+    # decoded copies hold identifiers: they live only while the delivery loads
+    work = work / f"delivery-{delivery.delivery_id}"
     con.execute("begin transaction")
     try:
         check_manifest(delivery)
@@ -381,6 +384,8 @@ def load_delivery(
     except BaseException:
         con.execute("rollback")
         raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return results
 
 

@@ -205,3 +205,10 @@ def test_a_quarantined_patient_record_keeps_no_mrn_as_its_record_key(settings):
     load_all(settings)
     keys = query(settings, "select distinct record_key from dq.quarantine")
     assert keys == [(None,)]
+
+
+def test_decoded_copies_with_identifiers_are_removed_after_loading(settings):
+    write(settings.landing / "2024-01-01" / "patients.csv", PATIENTS, "gb18030")
+    load_all(settings)
+    leftovers = [p for p in settings.work.rglob("*") if p.is_file()] if settings.work.exists() else []
+    assert leftovers == []
