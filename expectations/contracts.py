@@ -85,6 +85,7 @@ def field(
     domain: str | None = None,
     between: tuple[float, float] | None = None,
     phi: bool = False,
+    free_text: bool = False,
 ) -> pa.Column:
     """A raw text column with the checks its contract type implies.
 
@@ -95,6 +96,7 @@ def field(
     domain : enum domain in ``mapping.yml`` (for ``kind="enum"``)
     between : inclusive physical range for numbers
     phi : a direct identifier (never echoed in messages or published)
+    free_text : narrative text (truncated wherever quarantined rows are shown)
     """
     checks = []
     if required:
@@ -128,7 +130,7 @@ def field(
         checks=checks,
         nullable=True,
         required=False,
-        metadata={"kind": kind, "required": required, "domain": domain, "phi": phi},
+        metadata={"kind": kind, "required": required, "domain": domain, "phi": phi, "free_text": free_text},
     )
 
 
@@ -179,7 +181,7 @@ CONTRACTS: dict[str, pa.DataFrameSchema] = {
         "admission_id": field(),
         "diagnosis_date": field("date", required=True),
         "icd10_code": field(required=True),
-        "diagnosis_name": field(),
+        "diagnosis_name": field(free_text=True),
     }),
     "measurements": contract("measurements", "measurement_id", {
         "measurement_id": ID,
@@ -219,7 +221,7 @@ CONTRACTS: dict[str, pa.DataFrameSchema] = {
         "patient_id": PATIENT,
         "admission_id": field(),
         "procedure_code": field(required=True),
-        "procedure_name": field(),
+        "procedure_name": field(free_text=True),
         "start_time": field("datetime", required=True),
         "end_time": field("datetime"),
     }),
@@ -235,14 +237,14 @@ CONTRACTS: dict[str, pa.DataFrameSchema] = {
         "catheter_tip_level": field(),
         "catheter_direction": field("enum", domain="catheter_direction"),
         "explant_date": field("date"),
-        "explant_reason": field(),
+        "explant_reason": field(free_text=True),
     }),
     "treatment_history": contract("treatment_history", "history_id", {
         "history_id": ID,
         "patient_id": PATIENT,
         "treatment_type": field("enum", required=True, domain="treatment_type"),
         "start_date": field("month_date"),
-        "note": field(),
+        "note": field(free_text=True),
     }),
     "itt_trials": contract("itt_trials", "trial_id", {
         "trial_id": ID,
@@ -268,7 +270,7 @@ CONTRACTS: dict[str, pa.DataFrameSchema] = {
         "admission_id": field(),
         "event_date": field("date", required=True),
         "event_type": field("enum", required=True, domain="event_type"),
-        "note": field(),
+        "note": field(free_text=True),
     }),
     "followups": contract("followups", "followup_id", {
         "followup_id": ID,
@@ -280,7 +282,7 @@ CONTRACTS: dict[str, pa.DataFrameSchema] = {
         "death_date": field("date"),
         "nrs": field("integer", between=(0, 10)),
         "satisfied": field("enum", domain="satisfied"),
-        "dissatisfaction_reason": field(),
+        "dissatisfaction_reason": field(free_text=True),
         "systemic_opioid": field("enum", domain="systemic_opioid_after"),
     }),
 }
@@ -341,6 +343,12 @@ def phi_columns(file: str) -> list[str]:
     """Direct identifiers and raw MRNs of one file (masked wherever rows are shown)."""
     schema = CONTRACTS[file]
     return [c for c, col in schema.columns.items() if col.metadata.get("phi")]
+
+
+def free_text_columns() -> list[str]:
+    """Narrative columns of every file (truncated wherever quarantined rows are shown)."""
+    return sorted({c for schema in CONTRACTS.values() for c, col in schema.columns.items()
+                   if col.metadata.get("free_text")})
 
 
 def key_column(file: str) -> str:

@@ -23,7 +23,11 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--reports", help="reports folder (IDDS_REPORTS, default data/reports)")
 
     paths(sub.add_parser("demo", help="synthetic deliveries -> pipeline -> reports"))
-    paths(sub.add_parser("run", help="one pipeline run over the landing folder"))
+    run = sub.add_parser("run", help="one pipeline run over the landing folder")
+    paths(run)
+    run.add_argument("--wait", action="store_true", help="wait for a run in progress instead of exiting 1")
+    run.add_argument("--force", action="store_true",
+                     help="build, validate and publish even when no new delivery arrived")
     synth = sub.add_parser("synth", help="write synthetic deliveries and their truth")
     synth.add_argument("--out", required=True, help="writes OUT/landing/<delivery_id>/ and OUT/truth/")
     synth.add_argument("--seed", type=int, default=11)
@@ -32,10 +36,16 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--deliveries", type=int, default=1)
     synth.add_argument("--dirty", action="store_true")
     serve = sub.add_parser("serve", help="serve the pipeline on a schedule (Prefect deployment)")
-    serve.add_argument("--cron", default="0 2 * * *")
-    sub.add_parser("status", help="recent runs, what they loaded, verdicts, report paths")
+    serve.add_argument("--cron", default="0 2 * * *",
+                       help="when to run, a cron expression in Asia/Shanghai time (default: nightly at 02:00)")
+    paths(serve)
+    status = sub.add_parser("status", help="recent runs, what they loaded, verdicts, report paths")
+    status.add_argument("--warehouse", help="working DuckDB file (IDDS_WAREHOUSE, default data/warehouse.duckdb)")
+    status.add_argument("--publish", help="analyst DuckDB file (IDDS_PUBLISH, default data/analyst.duckdb)")
+    status.add_argument("--limit", type=int, default=10, help="how many runs (default 10)")
     export = sub.add_parser("export", help="aggregate outcome marts as CSV with small cells suppressed")
-    export.add_argument("--aggregate", required=True)
+    export.add_argument("--aggregate", required=True, help="folder for the CSVs and their README.txt")
+    export.add_argument("--publish", help="analyst DuckDB file (IDDS_PUBLISH, default data/analyst.duckdb)")
     return parser
 
 
@@ -48,10 +58,33 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
-def _run_pipeline(settings: Settings) -> int:
+def _run_pipeline(settings: Settings, wait: bool = False, force: bool = False) -> int:
+    """One run under the run lock: a second run exits 1 with one sentence (or waits)."""
     from idds.pseudonym import load_key
+    from idds.runlock import RunInProgress, run_lock
 
     load_key(settings)  # fail early, with one sentence, when no key is configured
+    try:
+        with run_lock(settings.warehouse, wait=wait,
+                      on_wait=lambda msg: print(f"waiting: {msg.split(';')[0]} ...", file=sys.stderr)):
+            return _run_locked(settings, force)
+    except RunInProgress as exc:
+        print(f"error: {exc}.", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _run_locked(settings: Settings, force: bool) -> int:
+    from idds import __version__
+    from idds.status import new_run_id, plan_run
+
+    # decided before Prefect starts: a run with nothing to do costs about a second
+    run_id = new_run_id()
+    plan = plan_run(settings, force=force, noop_run_id=run_id, code_version=__version__)
+    if plan.noop:
+        print(f"run {run_id}: {plan.reason}; nothing to do (no data work, the analyst file is unchanged).")
+        return EXIT_OK
+    if plan.resume:
+        print(f"resuming run {plan.resume}, which stopped at stage {plan.resume_stage or '?'}", file=sys.stderr)
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
     from flows.registry import registry_pipeline
 
@@ -59,11 +92,15 @@ def _run_pipeline(settings: Settings) -> int:
         result = registry_pipeline(
             landing=str(settings.landing), warehouse=str(settings.warehouse),
             publish_path=str(settings.publish), reports=str(settings.reports),
+            run_id=run_id, force=force,
         )
     except Exception as exc:  # the flow already logged the details
         print(f"error: the run failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
               file=sys.stderr)
         return EXIT_FAILED
+    if result["status"] == "no_new_data":
+        print(f"run {result['run_id']}: {result['reason']}; nothing to do.")
+        return EXIT_OK
     print(f"run {result['run_id']}: verdict {result['verdict']}")
     print(f"validation report: {result['report']}")
     if result["verdict"] != "allowed":
@@ -109,11 +146,34 @@ def main(argv: list[str] | None = None) -> int:
     quiet_third_party_defaults()
     try:
         if args.command == "run":
-            return _run_pipeline(_settings(args))
+            return _run_pipeline(_settings(args), wait=args.wait, force=args.force)
+        if args.command == "status":
+            from idds.status import print_status
+
+            settings = _settings(args)
+            return print_status(settings.warehouse, settings.publish, args.limit)
+        if args.command == "serve":
+            from idds.serve import serve
+
+            try:
+                return serve(_settings(args), args.cron)
+            except KeyboardInterrupt:
+                return EXIT_OK
         if args.command == "demo":
             return _demo(args)
         if args.command == "synth":
             return _synth(args)
+        if args.command == "export":
+            from idds.export import ExportError, export_aggregate
+
+            try:
+                summary = export_aggregate(_settings(args).publish, Path(args.aggregate))
+            except ExportError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return EXIT_FAILED
+            print(f"wrote {len(summary['files'])} aggregate tables ({sum(summary['suppressed'].values())} "
+                  f"cells suppressed) and README.txt to {summary['out_dir']}")
+            return EXIT_OK
         print(f"idds {args.command}: not built yet.", file=sys.stderr)
         return EXIT_USAGE
     except ConfigError as exc:

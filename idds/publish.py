@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 
-from expectations.contracts import CONTRACTS
+from expectations.contracts import CONTRACTS, free_text_columns, key_column
 from idds.ingest.load import fault_point
 from idds.warehouse import scalar
 
@@ -27,13 +27,21 @@ def _phi_names() -> list[str]:
 
 
 def masked_quarantine_sql(source: str = "dq.quarantine") -> str:
-    """The quarantine with identifier fields replaced and the MRN swapped for patient_key."""
+    """The quarantine with identifier fields replaced, narrative text truncated to 20
+    characters, record keys that are identifiers dropped, and the MRN swapped for
+    patient_key."""
     phi = "|".join(_phi_names())
+    free = "|".join(free_text_columns())
+    phi_keyed = ", ".join(f"'{f}'" for f in CONTRACTS if key_column(f) in _phi_names())
+    json_string = r'(?:[^"\\]|\\.)'
     return f"""
-        select run_id, delivery_id, source_file, file_stem, line_number, record_key,
+        select run_id, delivery_id, source_file, file_stem, line_number,
+               case when file_stem in ({phi_keyed}) then null else record_key end as record_key,
                idds_patient_key(patient_id) as patient_key,
                case when json_valid(raw_row)
-                    then regexp_replace(raw_row, '"({phi})":"(?:[^"\\\\]|\\\\.)*"', '"\\1":"***"', 'g')
+                    then regexp_replace(
+                        regexp_replace(raw_row, '"({phi})":"{json_string}*"', '"\\1":"***"', 'g'),
+                        '"({free})":"({json_string}{{0,20}}){json_string}+"', '"\\1":"\\2…"', 'g')
                     else '(malformed record withheld: ' || length(raw_row) || ' characters)'
                end as raw_row,
                check_ids, reasons

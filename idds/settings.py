@@ -55,6 +55,9 @@ class Settings:
     def with_overrides(self, **overrides: Path | str | None) -> Settings:
         """Return a copy with the given non-empty overrides applied (CLI flags)."""
         given = {k: Path(v).expanduser() for k, v in overrides.items() if v}
+        if "warehouse" in given and "work" not in given and not os.environ.get("IDDS_WORK"):
+            # the working files (dbt artefacts, GX context) live beside the warehouse they serve
+            given["work"] = given["warehouse"].parent / "work"
         return replace(self, **given)
 
     @property
