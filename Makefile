@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint docs bench clean
 
 install: $(STAMP)
 
@@ -18,6 +18,13 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+docs: install
+	IDDS_WAREHOUSE=$${IDDS_WAREHOUSE:-data/warehouse.duckdb} DBT_PROFILES_DIR=. $(BIN)/dbt docs generate --target-path data/work/dbt-docs
+	IDDS_WAREHOUSE=$${IDDS_WAREHOUSE:-data/warehouse.duckdb} DBT_PROFILES_DIR=. $(BIN)/dbt docs serve --target-path data/work/dbt-docs --port 8080
+
+bench: install
+	$(BIN)/python benchmarks/run_benchmarks.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
 
 from idds.dq import ensure_dq_schema
 from idds.ingest.files import DeliveryRefused, discover
@@ -12,10 +15,24 @@ from idds.ingest.load import ensure_raw_tables, is_new, load_delivery
 from idds.mapping import load_mapping
 from idds.pseudonym import load_key
 from idds.settings import Settings
+from idds.status import retry_if_transient
 from idds.warehouse import connect
 
+# Transient failures (a delivery still being written, the warehouse locked by another
+# process) are retried with exponential back-off: 10 s, 20 s, 40 s, 80 s (+-20 %).
+# Anything else fails at once: retrying a data problem only repeats it.
+TRANSIENT_RETRIES = {
+    "retries": 4,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=10),
+    "retry_jitter_factor": 0.2,
+    "retry_condition_fn": retry_if_transient,
+    # every task has side effects: never skip one for a cached result (a flow retry runs
+    # them again under the same flow run)
+    "cache_policy": NO_CACHE,
+}
 
-@task(name="find_new_deliveries")
+
+@task(name="find_new_deliveries", **TRANSIENT_RETRIES)
 def find_new_deliveries(settings: Settings) -> list[str]:
     """Delivery ids, in delivery order, holding a file not taken in before."""
     mapping = load_mapping()
@@ -25,17 +42,23 @@ def find_new_deliveries(settings: Settings) -> list[str]:
         return [d.delivery_id for d in discover(settings.landing, mapping) if is_new(con, d)]
 
 
-@task(name="load_delivery")
+@task(name="load_delivery", **TRANSIENT_RETRIES)
 def load_delivery_task(settings: Settings, run_id: str, delivery_id: str) -> dict:
-    """Load one delivery (one transaction); returns counts only, never patient rows."""
+    """Load one delivery (one transaction); returns counts only, never patient rows.
+
+    The decoded working copies of its files are removed afterwards (they are as large as
+    the delivery); a run killed mid-load leaves them, and the next run clears them."""
     mapping = load_mapping()
     delivery = next(d for d in discover(settings.landing, mapping) if d.delivery_id == delivery_id)
     work = settings.work / "ingest" / run_id
-    with connect(settings.warehouse, load_key(settings)) as con:
-        try:
-            files = load_delivery(con, run_id, delivery, mapping, work)
-        except DeliveryRefused as exc:
-            return {"delivery_id": delivery_id, "status": "refused", "message": str(exc)}
+    try:
+        with connect(settings.warehouse, load_key(settings)) as con:
+            try:
+                files = load_delivery(con, run_id, delivery, mapping, work)
+            except DeliveryRefused as exc:
+                return {"delivery_id": delivery_id, "status": "refused", "message": str(exc)}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return {
         "delivery_id": delivery_id,
         "status": "loaded",

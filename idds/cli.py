@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 from idds.settings import ConfigError, Settings, quiet_third_party_defaults
@@ -75,16 +76,27 @@ def _run_pipeline(settings: Settings, wait: bool = False, force: bool = False) -
 
 def _run_locked(settings: Settings, force: bool) -> int:
     from idds import __version__
-    from idds.status import new_run_id, plan_run
+    from idds.status import is_transient, new_run_id, plan_run
 
     # decided before Prefect starts: a run with nothing to do costs about a second
     run_id = new_run_id()
-    plan = plan_run(settings, force=force, noop_run_id=run_id, code_version=__version__)
+    for delay in (2, 5, 10, None):  # the warehouse may be open elsewhere for a moment
+        try:
+            plan = plan_run(settings, force=force, noop_run_id=run_id, code_version=__version__)
+            break
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            if delay is None:
+                print(f"error: {str(exc).splitlines()[0]}; try again later.", file=sys.stderr)
+                return EXIT_FAILED
+            time.sleep(delay)
     if plan.noop:
         print(f"run {run_id}: {plan.reason}; nothing to do (no data work, the analyst file is unchanged).")
         return EXIT_OK
     if plan.resume:
-        print(f"resuming run {plan.resume}, which stopped at stage {plan.resume_stage or '?'}", file=sys.stderr)
+        print(f"resuming run {plan.resume}, which stopped at stage {plan.resume_stage or '?'}, "
+              f"from {plan.restart}", file=sys.stderr)
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
     from flows.registry import registry_pipeline
 

@@ -333,7 +333,7 @@ def read_cohort(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
     """``marts.cohort_idds`` as a frame, or None when the table is missing."""
     if not _table_exists(con, COHORT_TABLE):
         return None
-    return con.execute(f"select * from {COHORT_TABLE}").df()
+    return con.execute(f"select * from {COHORT_TABLE} order by all").df()  # a deterministic order
 
 
 def write_outcome_marts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

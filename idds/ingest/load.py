@@ -196,55 +196,60 @@ def load_file(
     specs = [s for s in check_specs(stem) if s.column in names and all(n in names for n in s.needs)]
     key = key_column(stem)
     delivered = [c for c in names]
-    row_hash = "md5(concat_ws(chr(31), " + ", ".join(
-        f"coalesce({_q(c)}, chr(30))" for c in delivered) + "))"
     fail_items = ", ".join(
         f"case when not coalesce({s.sql.format(c=_q(s.column))}, false) then "
         f"{_lit(s.check_id + chr(9) + s.column + chr(9) + s.message)} end"
         for s in specs
     ) or "null"
     updated = "idds_timestamp(updated_at)" if "updated_at" in names else "null"
-    # exact duplicates and key conflicts by hash aggregation (no sort of the whole file)
-    con.execute(
-        f"""
-        create or replace temp table _dups as
-        select {row_hash} as _row_hash, min(try_cast(_line_number as bigint)) as _first_ln
-        from _load group by all having count(*) > 1
-        """
-    )
+    cols = ", ".join(_q(c) for c in delivered)
+    # exact duplicates: a 64-bit hash finds the candidate groups cheaply, then only the rows
+    # of those candidates are grouped by their values (exact; no sort of the whole file).
+    # Rows are identified by the temp table's rowid (stable: _load is never updated).
     con.execute(
         f"""
         create or replace temp table _duplicate_lines as
-        select try_cast(l._line_number as bigint) as _ln, d._first_ln
-        from _load l join _dups d on {row_hash.replace('coalesce("', 'coalesce(l."')} = d._row_hash
+        with cand as (select hash({cols}) as _h from _load group by _h having count(*) > 1),
+        rows as (
+            select rowid as _rid, try_cast(_line_number as bigint) as _ln,
+                   min(try_cast(_line_number as bigint)) over (partition by {cols}) as _first_ln,
+                   count(*) over (partition by {cols}) as _n
+            from _load where hash({cols}) in (select _h from cand)
+        )
+        select _rid, _ln, _first_ln from rows where _n > 1
         """
     )
     con.execute("delete from _duplicate_lines where _ln = _first_ln")
+    not_dup = "rowid not in (select _rid from _duplicate_lines)"
     con.execute(
         f"""
         create or replace temp table _conflicts as
-        select idds_text({_q(key)}) as _k, coalesce(cast({updated} as varchar), '') as _u
-        from _load
-        where try_cast(_line_number as bigint) not in (select _ln from _duplicate_lines)
-          and idds_text({_q(key)}) is not null
+        with base as (
+            select idds_text({_q(key)}) as _k, coalesce(cast({updated} as varchar), '') as _u
+            from _load where {not_dup} and idds_text({_q(key)}) is not null
+        ), cand as (select hash(_k, _u) as _h from base group by _h having count(*) > 1)
+        select _k, _u from base where hash(_k, _u) in (select _h from cand)
         group by all having count(*) > 1
         """
     )
+    # only the rows failing a check are kept: the passing ones are read from _load
     con.execute(
         f"""
         create or replace temp table _checked as
-        select _load.*, try_cast(_line_number as bigint) as _ln,
-               list_filter([{fail_items}], lambda x: x is not null)
-                  || case when _conflicts._k is not null
-                          then [{_lit(f'raw.{stem}.{key}.unique{chr(9)}{key}{chr(9)}is a key that another, different record of this delivery also holds (conflict)')}]
-                          else [] end
-                  || case when try_cast(_line_number as bigint) is null then [{_lit(f'raw.{stem}.record.malformed{chr(9)}_line_number{chr(9)}is not a record of this file')}] else [] end
-                  as _failed
-        from _load
-        left join _conflicts
-            on _conflicts._k = idds_text(_load.{_q(key)})
-            and _conflicts._u = coalesce(cast({updated} as varchar), '')
-        where try_cast(_line_number as bigint) not in (select _ln from _duplicate_lines)
+        select * from (
+            select _load.rowid as _rid, try_cast(_line_number as bigint) as _ln,
+                   list_filter([{fail_items}], lambda x: x is not null)
+                      || case when _conflicts._k is not null
+                              then [{_lit(f'raw.{stem}.{key}.unique{chr(9)}{key}{chr(9)}is a key that another, different record of this delivery also holds (conflict)')}]
+                              else [] end
+                      || case when try_cast(_line_number as bigint) is null then [{_lit(f'raw.{stem}.record.malformed{chr(9)}_line_number{chr(9)}is not a record of this file')}] else [] end
+                      as _failed
+            from _load
+            left join _conflicts
+                on _conflicts._k = idds_text(_load.{_q(key)})
+                and _conflicts._u = coalesce(cast({updated} as varchar), '')
+            where _load.{not_dup}
+        ) where len(_failed) > 0
         """
     )
     phi = set(phi_columns(stem))
@@ -265,7 +270,7 @@ def load_file(
                    'field ' || split_part(x, chr(9), 2) || ' (''' ||
                    case split_part(x, chr(9), 2) {value_of} else '' end
                    || ''') ' || split_part(x, chr(9), 3)), '; ') || '.'
-        from _checked where len(_failed) > 0
+        from _checked join _load on _load.rowid = _checked._rid
         """,
         [run_id, delivery.delivery_id, file.path.name, stem],
     )
@@ -273,22 +278,24 @@ def load_file(
         "insert into dq.duplicate_row select ?, ?, ?, ?, _ln, _first_ln from _duplicate_lines",
         [run_id, delivery.delivery_id, file.path.name, stem],
     )
-    contract_failed = scalar(con, "select count(*) from _checked where len(_failed) > 0")
-    tested = scalar(con, "select count(*) from _checked")
-    duplicates = scalar(con, "select count(*) from _load") - tested
+    contract_failed = scalar(con, "select count(*) from _checked")
+    duplicates = scalar(con, "select count(*) from _duplicate_lines")
+    tested = scalar(con, "select count(*) from _load") - duplicates
 
     _ensure_raw_table(con, stem, delivered, mapping)
     select_cols = ", ".join(_q(c) for c in delivered)
     con.execute(
         f"""
         insert into raw.{_q(stem)} by name
-        select {select_cols}, ? as _delivery_id, ? as _source_file, _ln as _line_number,
+        select {select_cols}, ? as _delivery_id, ? as _source_file,
+               try_cast(_line_number as bigint) as _line_number,
                ? as _file_sha256, ? as _loaded_at, ? as _run_id
-        from _checked where len(_failed) = 0
+        from _load
+        where rowid not in (select _rid from _duplicate_lines) and rowid not in (select _rid from _checked)
         """,
         [delivery.delivery_id, file.path.name, file.sha256, loaded_at, run_id],
     )
-    fc.rows_loaded = scalar(con, "select count(*) from _checked where len(_failed) = 0")
+    fc.rows_loaded = tested - contract_failed
     fc.rows_quarantined = malformed + contract_failed
     fc.rows_duplicate = duplicates
 
@@ -311,7 +318,7 @@ def load_file(
                             drilldown_sql=quarantined(check_id))
     record_check_result(con, run_id, f"raw.{stem}.record.duplicate", "pandera", duplicates, fc.rows_read,
                         detail=where, drilldown_sql=f"select * from dq.duplicate_row where {scope}")
-    con.execute("drop table if exists _checked; drop table if exists _load; drop table if exists _dups; "
+    con.execute("drop table if exists _checked; drop table if exists _load; "
                 "drop table if exists _duplicate_lines; drop table if exists _conflicts")
     return fc
 

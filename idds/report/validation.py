@@ -190,6 +190,7 @@ def _history(con: duckdb.DuckDBPyConnection, run: dict) -> tuple[list[str], str 
         return [run["run_id"]], None
     earlier = [r[0] for r in con.execute(
         "select run_id from dq.dq_run where run_id <> ? and started_at is not null "
+        "and coalesce(status, '') <> 'no_new_data' "
         "and (started_at < ? or (started_at = ? and run_id < ?)) "
         "order by started_at desc, run_id desc limit ?",
         [run["run_id"], run["started_at"], run["started_at"], run["run_id"], TREND_RUNS - 1]).fetchall()]

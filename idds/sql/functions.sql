@@ -5,9 +5,13 @@
 -- Rendered from expectations/mapping.yml ({{ '{{ }}' }} fields) by idds.warehouse.
 
 -- text: NULL for the contract's missing tokens, else trimmed with full-width ASCII folded
+-- (translate() is the costly part, so it runs only on values holding a full-width
+-- character: pure ASCII values, strlen = length, and the rest skip it, same result)
 create or replace macro idds_text(x) as
     case
         when x is null then null
+        when strlen(x) = length(x) or not regexp_matches(x, '[{{ fullwidth }}]') then
+            case when trim(x) in ({{ missing_tokens }}) then null else trim(x) end
         when trim(translate(x, '{{ fullwidth }}', '{{ ascii }}')) in ({{ missing_tokens }}) then null
         else trim(translate(x, '{{ fullwidth }}', '{{ ascii }}'))
     end;
@@ -15,9 +19,13 @@ create or replace macro idds_text(x) as
 create or replace macro idds_missing(x) as idds_text(x) is null;
 
 -- numbers: 152084 / 152084.00 / 152,084.00 / full-width digits / a trailing unit (65kg, 7分)
+-- (the thousands separator is removed only from values holding a comma: same result, one
+-- regular expression less for the others)
 create or replace macro idds_number_text(x) as
     regexp_extract(
-        regexp_replace(idds_text(x), '([0-9]),([0-9]{3})', '\1\2', 'g'),
+        case when contains(idds_text(x), ',')
+             then regexp_replace(idds_text(x), '([0-9]),([0-9]{3})', '\1\2', 'g')
+             else idds_text(x) end,
         '^([+-]?[0-9]+([.][0-9]+)?)\s*([^0-9\s][^0-9]*)?$', 1);
 
 create or replace macro idds_number(x) as try_cast(nullif(idds_number_text(x), '') as double);
@@ -35,8 +43,13 @@ create or replace macro idds_datetime_text(x) as
         replace(replace(replace(replace(replace(idds_text(x), '年', '-'), '月', '-'), '日', ''), '/', '-'), 'T', ' '),
         '^([0-9]{4})([0-9]{2})([0-9]{2})(\s|$)', '\1-\2-\3\4');
 
+-- The first branch is a fast path for the common numeric forms (2021-03-05, 2021/3/5,
+-- each with " 14:22[:00]" or "T14:22[:00]"): for these idds_datetime_text only swaps '/'
+-- for '-' and 'T' for ' ', so the result is the same as the general branch's.
 create or replace macro idds_timestamp(x) as
-    case when regexp_matches(idds_datetime_text(x), '^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}( [0-9]{1,2}:[0-9]{2}(:[0-9]{2})?)?$')
+    case when regexp_full_match(idds_text(x), '[0-9]{4}[-/][0-9]{1,2}[-/][0-9]{1,2}([ T][0-9]{1,2}:[0-9]{2}(:[0-9]{2})?)?')
+         then try_cast(replace(replace(idds_text(x), '/', '-'), 'T', ' ') as timestamp)
+         when regexp_matches(idds_datetime_text(x), '^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}( [0-9]{1,2}:[0-9]{2}(:[0-9]{2})?)?$')
          then try_cast(idds_datetime_text(x) as timestamp) end;
 
 create or replace macro idds_date(x) as cast(idds_timestamp(x) as date);

@@ -132,13 +132,18 @@ def test_no_identifier_reaches_the_analyst_file(first_run, paper_extract):
     con.close()
 
 
-def test_a_second_run_without_new_data_loads_nothing(first_run):
+def test_a_second_run_without_new_data_loads_nothing_and_leaves_the_analyst_file(first_run):
     settings, _ = first_run
+    before = settings.publish.read_bytes()
     assert run_cli(settings) == 0
-    runs = analyst(settings, "select count(*) from dq.dq_run")[0][0]
-    assert runs == 2
-    last = analyst(settings, "select run_id from dq.dq_run order by started_at desc limit 1")[0][0]
-    assert analyst(settings, f"select count(*) from dq.dq_reconciliation where run_id = '{last}'") == [(0,)]
+    assert settings.publish.read_bytes() == before
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    runs = con.execute("select status from dq.dq_run order by started_at").fetchall()
+    last = con.execute("select run_id from dq.dq_run order by started_at desc limit 1").fetchall()[0][0]
+    reconciled = con.execute("select count(*) from dq.dq_reconciliation where run_id = ?", [last]).fetchall()
+    con.close()
+    assert runs[-1] == ("no_new_data",) and len(runs) >= 2
+    assert reconciled == [(0,)]
 
 
 def test_a_blocking_failure_exits_1_and_keeps_the_last_good_analyst_file(first_run, tmp_path):

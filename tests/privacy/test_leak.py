@@ -323,7 +323,8 @@ class CapturedRun:
 
     @property
     def work(self) -> Path:
-        return self.root / "data" / "work"  # the flow's default work folder, relative to its cwd
+        # the flow's work folder: beside the warehouse the CLI names
+        return self.settings.warehouse.parent / "work"
 
 
 class _ListHandler(logging.Handler):
@@ -380,7 +381,7 @@ def dirty_run(prefect_harness, tmp_path_factory) -> CapturedRun:
     generate(root / "extract", seed=11, profile="paper", deliveries=1, dirty=True)
     settings = Settings(landing=root / "landing", warehouse=root / "warehouse.duckdb",
                         publish=root / "analyst.duckdb", reports=root / "reports",
-                        work=root / "data" / "work", key_file=root / "no-key-file")
+                        work=root / "work", key_file=root / "no-key-file")
     shutil.copytree(root / "extract" / "landing", settings.landing)
     ids = collect_identifiers(settings.landing, root / "extract" / "truth")
     with pytest.MonkeyPatch.context() as mp:

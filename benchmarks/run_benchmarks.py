@@ -1,0 +1,261 @@
+"""Hospital-scale pipeline benchmark, measured against DuckDB's own CSV load.
+
+One command: for each size (millions of medication orders) it generates the hospital
+profile (~50 orders per patient), then runs, each stage in its own child process so
+that its wall time and peak RSS are its own:
+
+  transcode   GB18030 files -> UTF-8 copies (DuckDB cannot read GB18030; yardstick only)
+  duckdb_text plain ``read_csv(all_varchar=true)`` of every file into a table
+  duckdb_typed plain ``read_csv`` (auto-detected types, ignore_errors) into a table
+  ingest      the pipeline's ingest + contract validation of the delivery (load_delivery)
+  build_rest  ``idds run --force``: dbt build, validation, analysis, reports, publish
+  rerun       ``idds run`` again with no new data (must be a no-op)
+
+and prints one table per size: wall time, peak RSS, rows per second, and the ratios of
+ingest and of the whole run (ingest + build_rest) to the DuckDB loads. Results go to
+benchmarks/results.json and into the results section of benchmarks/README.md.
+
+    /work/main/.venv/bin/python benchmarks/run_benchmarks.py [--sizes 1,3,10]
+        [--ingest-only 10] [--work /tmp/idds-bench] [--keep]
+
+``--ingest-only`` lists sizes for which the build/rerun stages are skipped (time budget).
+The warehouse memory limit is IDDS_MEMORY_LIMIT (default 3GB), applied to the DuckDB
+yardstick loads too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+KEY = "benchmark-key-not-for-production"
+PATIENTS_PER_MILLION = 20_000  # the hospital profile writes ~50 orders per patient
+MARK_BEGIN = "<!-- results:begin -->"
+MARK_END = "<!-- results:end -->"
+
+CHILD_GENERATE = """
+import sys
+from pathlib import Path
+from synth.deliveries import generate
+generate(Path(sys.argv[1]), seed=11, profile="hospital", patients=int(sys.argv[2]))
+"""
+
+CHILD_TRANSCODE = """
+import gzip, json, sys
+from pathlib import Path
+src, dst = Path(sys.argv[1]), Path(sys.argv[2])
+dst.mkdir(parents=True, exist_ok=True)
+out = {}
+for p in sorted(src.iterdir()):
+    if p.name == "manifest.json" or not p.is_file():
+        continue
+    opener = gzip.open if p.name.lower().endswith(".gz") else open
+    with opener(p, "rb") as fh:
+        data = fh.read()
+    try:
+        data.decode("utf-8")
+        out[p.name] = str(p)  # DuckDB reads UTF-8 (with BOM) and gzip itself
+    except UnicodeDecodeError:
+        target = dst / (p.name[:-3] if p.name.lower().endswith(".gz") else p.name)
+        target.write_text(data.decode("gb18030"), encoding="utf-8")
+        out[p.name] = str(target)
+print(json.dumps(out))
+"""
+
+CHILD_DUCKDB = """
+import json, os, sys, duckdb
+files, typed, db = json.loads(sys.argv[1]), sys.argv[2] == "typed", sys.argv[3]
+con = duckdb.connect(db)
+con.execute(f"set memory_limit = '{os.environ.get('IDDS_MEMORY_LIMIT', '3GB')}'")
+con.execute("set preserve_insertion_order = false")
+rows = 0
+for i, path in enumerate(files.values()):
+    opts = "ignore_errors=true" if typed else "all_varchar=true"
+    con.execute(f"create table t{i} as select * from read_csv('{path}', {opts})")
+    rows += con.execute(f"select count(*) from t{i}").fetchone()[0]
+print(json.dumps({"rows": rows}))
+"""
+
+CHILD_INGEST = """
+import json, sys
+from idds.dq import ensure_dq_schema
+from idds.ingest.files import discover
+from idds.ingest.load import ensure_raw_tables, load_delivery
+from idds.mapping import load_mapping
+from idds.pseudonym import load_key
+from idds.settings import Settings
+from idds.warehouse import connect
+settings = Settings()
+mapping = load_mapping()
+out = {"rows_read": 0, "rows_loaded": 0, "rows_quarantined": 0, "rows_duplicate": 0, "orders": 0}
+with connect(settings.warehouse, load_key(settings)) as con:
+    ensure_dq_schema(con)
+    ensure_raw_tables(con, mapping)
+    for d in discover(settings.landing, mapping):
+        for fc in load_delivery(con, "bench-ingest", d, mapping, settings.work / "ingest"):
+            for k in ("rows_read", "rows_loaded", "rows_quarantined", "rows_duplicate"):
+                out[k] += getattr(fc, k)
+            if fc.file_stem == "medication_orders":
+                out["orders"] += fc.rows_read
+print(json.dumps(out))
+"""
+
+
+def stage(args: list[str], env: dict | None = None) -> dict:
+    """A child wrapped so that its own peak RSS is reported (os.wait4 on the child pid)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # read pipes fully before reaping, then wait4 for the child's own rusage
+    stdout = proc.stdout.read()
+    stderr = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t0
+    lines = [ln for ln in stdout.splitlines() if ln.strip()]
+    result = {"wall_s": round(wall, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024), "rc": proc.returncode,
+              "out": lines[-1] if lines else ""}
+    if proc.returncode != 0:
+        result["stderr_tail"] = "\n".join(stderr.splitlines()[-8:])
+    return result
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        m = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
+        cpu = m.group(1).strip() if m else cpu
+    except OSError:
+        pass
+    ram_gb = None
+    try:
+        m = re.search(r"^MemTotal:\s*(\d+) kB", Path("/proc/meminfo").read_text(), re.M)
+        ram_gb = round(int(m.group(1)) / 1024 / 1024, 1) if m else None
+    except OSError:
+        pass
+    import duckdb
+
+    return {"cores": os.cpu_count(), "ram_gb": ram_gb, "cpu": cpu, "python": platform.python_version(),
+            "duckdb": duckdb.__version__, "memory_limit": os.environ.get("IDDS_MEMORY_LIMIT", "3GB")}
+
+
+def bench_size(millions: float, work: Path, full: bool, keep: bool) -> dict:
+    base = work / f"orders-{millions:g}M"
+    shutil.rmtree(base, ignore_errors=True)
+    base.mkdir(parents=True)
+    env = dict(os.environ, IDDS_LANDING=str(base / "landing"), IDDS_WAREHOUSE=str(base / "warehouse.duckdb"),
+               IDDS_PUBLISH=str(base / "analyst.duckdb"), IDDS_REPORTS=str(base / "reports"),
+               IDDS_WORK=str(base / "work"), IDDS_PSEUDONYM_KEY=KEY, PYTHONPATH=str(ROOT),
+               PREFECT_LOGGING_LEVEL="WARNING")
+    res: dict = {"size_millions": millions, "stages": {}}
+    st = res["stages"]
+    say = lambda msg: print(f"[{millions:g}M] {msg}", file=sys.stderr, flush=True)  # noqa: E731
+    say("generating the hospital profile")
+    st["generate"] = stage([PY, "-c", CHILD_GENERATE, str(base), str(int(millions * PATIENTS_PER_MILLION))], env)
+    delivery = next(p for p in (base / "landing").iterdir() if p.is_dir())
+    say("transcoding GB18030 files for the DuckDB yardstick")
+    st["transcode"] = stage([PY, "-c", CHILD_TRANSCODE, str(delivery), str(base / "utf8")], env)
+    files = st["transcode"].pop("out")
+    st["transcode"]["files_transcoded"] = sum(str(base / "utf8") in v for v in json.loads(files).values())
+    for kind in ("text", "typed"):
+        say(f"DuckDB plain read_csv ({kind})")
+        db = base / f"plain-{kind}.duckdb"
+        st[f"duckdb_{kind}"] = stage([PY, "-c", CHILD_DUCKDB, files, kind, str(db)], env)
+        db.unlink(missing_ok=True)
+    say("pipeline ingest + contract validation")
+    st["ingest"] = stage([PY, "-c", CHILD_INGEST], env)
+    counts = json.loads(st["ingest"]["out"]) if st["ingest"]["rc"] == 0 else {}
+    res["counts"] = counts
+    if full:
+        say("idds run --force (build, validate, analyse, report, publish)")
+        st["build_rest"] = stage([PY, "-m", "idds.cli", "run", "--force"], env)
+        say("idds run (no new data)")
+        st["rerun"] = stage([PY, "-m", "idds.cli", "run"], env)
+    text, typed, ingest = (st["duckdb_text"]["wall_s"], st["duckdb_typed"]["wall_s"], st["ingest"]["wall_s"])
+    ratios = {"ingest_vs_text": ingest / text, "ingest_vs_typed": ingest / typed}
+    if full:
+        whole = ingest + st["build_rest"]["wall_s"]
+        res["whole_run_s"] = round(whole, 2)
+        ratios |= {"whole_vs_text": whole / text, "whole_vs_typed": whole / typed}
+    res["ratios"] = {k: round(v, 2) for k, v in ratios.items()}
+    rows = counts.get("rows_read") or 0
+    for name, s in st.items():
+        if name not in ("generate", "transcode", "rerun") and rows:
+            s["rows_per_s"] = round(rows / s["wall_s"])
+    if not keep:
+        shutil.rmtree(base, ignore_errors=True)
+    return res
+
+
+def markdown(results: list[dict], mach: dict) -> str:
+    lines = [
+        f"Machine: {mach['cores']} cores, {mach['ram_gb']} GB RAM, {mach['cpu']}; Python {mach['python']}, "
+        f"DuckDB {mach['duckdb']}; warehouse memory_limit {mach['memory_limit']}. "
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.",
+        "",
+        "| orders (M) | records (all files) | stage | wall s | peak RSS MB | rows/s |",
+        "|---:|---:|---|---:|---:|---:|",
+    ]
+    for r in results:
+        rows = r.get("counts", {}).get("rows_read", "")
+        for name, s in r["stages"].items():
+            flag = "" if s["rc"] == 0 else f" (exit {s['rc']})"
+            lines.append(f"| {r['size_millions']:g} | {rows} | {name}{flag} | {s['wall_s']} | "
+                         f"{s['peak_rss_mb']} | {s.get('rows_per_s', '')} |")
+    lines += ["", "| orders (M) | ingest+contract / DuckDB text | / typed | whole run / text | / typed | "
+              "whole run s | no-new-data rerun s |", "|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        q = r["ratios"]
+        rerun = r["stages"].get("rerun", {}).get("wall_s", "not run")
+        lines.append(f"| {r['size_millions']:g} | {q['ingest_vs_text']} | {q['ingest_vs_typed']} | "
+                     f"{q.get('whole_vs_text', 'not run')} | {q.get('whole_vs_typed', 'not run')} | "
+                     f"{r.get('whole_run_s', 'not run')} | {rerun} |")
+    return "\n".join(lines)
+
+
+def write_readme(table: str) -> None:
+    readme = ROOT / "benchmarks" / "README.md"
+    text = readme.read_text(encoding="utf-8") if readme.exists() else ""
+    block = f"{MARK_BEGIN}\n{table}\n{MARK_END}"
+    if MARK_BEGIN in text and MARK_END in text:
+        text = text[:text.index(MARK_BEGIN)] + block + text[text.index(MARK_END) + len(MARK_END):]
+    else:
+        text = text.rstrip() + "\n\n## Latest results\n\n" + block + "\n"
+    readme.write_text(text, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1,3,10", help="millions of medication orders, comma-separated")
+    parser.add_argument("--ingest-only", default="", help="sizes for which build and rerun are skipped")
+    parser.add_argument("--work", default="/tmp/idds-bench", help="scratch folder (deleted per size)")
+    parser.add_argument("--keep", action="store_true", help="keep the generated data and warehouses")
+    parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results.json"))
+    parser.add_argument("--no-readme", action="store_true")
+    args = parser.parse_args(argv)
+    sizes = [float(s) for s in args.sizes.split(",") if s.strip()]
+    ingest_only = {float(s) for s in args.ingest_only.split(",") if s.strip()}
+    mach = machine()
+    results = []
+    for size in sizes:
+        results.append(bench_size(size, Path(args.work), size not in ingest_only, args.keep))
+        Path(args.json).write_text(json.dumps({"machine": mach, "results": results}, indent=2), encoding="utf-8")
+    table = markdown(results, mach)
+    print(table)
+    if not args.no_readme:
+        write_readme(table)
+    return 0 if all(s["rc"] == 0 for r in results for s in r["stages"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
