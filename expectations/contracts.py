@@ -302,35 +302,19 @@ class CheckSpec:
 
 
 def check_specs(file: str) -> list[CheckSpec]:
-    """The checks of one file's contract, in column order."""
+    """The checks of one file's contract: column checks in column order, then row checks."""
     schema = CONTRACTS[file]
-    specs = []
-    for column, col in schema.columns.items():
-        for chk in col.checks:
-            specs.append(
-                CheckSpec(
-                    check_id=f"raw.{file}.{column}.{chk.name}",
-                    file=file,
-                    column=column,
-                    check=chk.name,
-                    sql=chk.statistics["sql"],
-                    message=chk.error,
-                )
-            )
-    for chk in schema.checks:
-        column = chk.statistics["column"]
-        specs.append(
-            CheckSpec(
-                check_id=f"raw.{file}.{column}.{chk.name}",
-                file=file,
-                column=column,
-                check=chk.name,
-                sql=chk.statistics["sql"],
-                message=chk.error,
-                needs=tuple(sorted(set(re.findall(r"\b(item|value|unit)\b", chk.statistics["sql"])))),
-            )
-        )
-    return specs
+    placed = [(column, chk, ()) for column, col in schema.columns.items() for chk in col.checks]
+    placed += [
+        (chk.statistics["column"], chk,
+         tuple(sorted(set(re.findall(r"\b(item|value|unit)\b", chk.statistics["sql"])))))
+        for chk in schema.checks
+    ]
+    return [
+        CheckSpec(check_id=f"raw.{file}.{column}.{chk.name}", file=file, column=column, check=chk.name,
+                  sql=chk.statistics["sql"], message=chk.error, needs=needs)
+        for column, chk, needs in placed
+    ]
 
 
 def required_columns(file: str) -> list[str]:
