@@ -44,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--warehouse", help="working DuckDB file (IDDS_WAREHOUSE, default data/warehouse.duckdb)")
     status.add_argument("--publish", help="analyst DuckDB file (IDDS_PUBLISH, default data/analyst.duckdb)")
     status.add_argument("--limit", type=int, default=10, help="how many runs (default 10)")
+    quarantine = sub.add_parser("quarantine", help="the steward's local view of quarantined rows")
+    quarantine.add_argument("--warehouse", help="working DuckDB file (IDDS_WAREHOUSE, default data/warehouse.duckdb)")
+    quarantine.add_argument("--run", help="run id (default: the latest run that quarantined rows)")
+    quarantine.add_argument("--unmasked", action="store_true",
+                            help="show identifiers (terminal only, from the protected warehouse)")
+    quarantine.add_argument("--limit", type=int, default=50)
     export = sub.add_parser("export", help="aggregate outcome marts as CSV with small cells suppressed")
     export.add_argument("--aggregate", required=True, help="folder for the CSVs and their README.txt")
     export.add_argument("--publish", help="analyst DuckDB file (IDDS_PUBLISH, default data/analyst.duckdb)")
@@ -175,6 +181,12 @@ def main(argv: list[str] | None = None) -> int:
             return _demo(args)
         if args.command == "synth":
             return _synth(args)
+        if args.command == "quarantine":
+            from idds.pseudonym import load_key
+            from idds.report.quarantine import print_quarantine
+
+            settings = _settings(args)
+            return print_quarantine(settings.warehouse, load_key(settings), args.run, args.unmasked, args.limit)
         if args.command == "export":
             from idds.export import ExportError, export_aggregate
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -177,3 +178,21 @@ def test_narrative_text_is_truncated_in_the_masked_quarantine():
     raw_row, record_key = con.execute(f"select raw_row, record_key from ({masked_quarantine_sql()})").fetchall()[0]
     assert long_note not in raw_row and long_note[:20] + "…" in raw_row
     assert '"patient_id":"***"' in raw_row and record_key == "E1"
+
+
+def test_the_stewards_local_quarantine_view_is_masked_unless_asked(settings, capsys):
+    import sys as _sys
+
+    _sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
+    from test_ingest import PATIENTS, load_all, write
+
+    from idds.cli import main
+
+    write(settings.landing / "2024-01-01" / "patients.csv", PATIENTS)
+    load_all(settings)
+    assert main(["quarantine", "--warehouse", str(settings.warehouse)]) == 0
+    masked = capsys.readouterr().out
+    assert "line 5" in masked and "王五" not in masked and "0000000003" not in masked
+    assert main(["quarantine", "--warehouse", str(settings.warehouse), "--unmasked"]) == 0
+    unmasked = capsys.readouterr().out
+    assert "UNMASKED" in unmasked and "王五" in unmasked
