@@ -50,6 +50,9 @@ create table if not exists dq.dq_waiver (
     run_id varchar, check_id varchar, record_key varchar, reason varchar, owner varchar,
     created date, expires date, state varchar
 );
+create table if not exists dq.mart_volume (
+    run_id varchar, mart varchar, n_rows bigint
+);
 create table if not exists dq.dq_check_result (
     run_id varchar, check_id varchar, engine varchar, status varchar, rows_failed bigint,
     rows_tested bigint, pct_failed double, patients_affected bigint, drilldown_sql varchar,

@@ -33,6 +33,14 @@ def drilldown_sql(mart: str, config) -> str | None:
         return f'select * from {table} where "{column}" is not null and "{column}" not in ({values})'
     if config.type == "expect_column_values_to_not_be_null":
         return f'select * from {table} where "{column}" is null'
+    # table-level expectations count as one violation: the SQL returns one row when violated
+    if config.type == "expect_table_row_count_to_be_between":
+        low, high = kw.get("min_value"), kw.get("max_value")
+        return (f"select count(*) as n_rows from {table} having count(*) < {low if low is not None else 0}"
+                + (f" or count(*) > {high}" if high is not None else ""))
+    if config.type == "expect_column_mean_to_be_between":
+        return (f'select avg("{column}") as mean from {table} having avg("{column}") < {kw["min_value"]} '
+                f'or avg("{column}") > {kw["max_value"]}')
     if config.type == "expect_column_values_to_be_unique":
         return (f'select * from {table} where "{column}" in (select "{column}" from {table} '
                 f'group by all having count(*) > 1)')
@@ -52,12 +60,17 @@ def run_checkpoint(con: duckdb.DuckDBPyConnection, run_id: str, gx_root: Path, d
     source = context.data_sources.add_or_update_pandas("marts")
     validations = []
     frames = {}
-    for mart, suite in suites().items():
+    previous = dict(con.execute(
+        "select mart, arg_max(n_rows, run_id) from dq.mart_volume where run_id <> ? group by mart",
+        [run_id]).fetchall())
+    for mart, suite in suites(previous).items():
         if not table_exists(con, "marts", mart):
             record_check_result(con, run_id, f"pipeline.marts.{mart}.built", "pipeline", 1, 1,
                                 status="error", detail=f"marts.{mart} was not built; its suite could not run")
             continue
         frames[mart] = con.execute(f"select * from marts.{mart}").df()
+        con.execute("delete from dq.mart_volume where run_id = ? and mart = ?", [run_id, mart])
+        con.execute("insert into dq.mart_volume values (?, ?, ?)", [run_id, mart, len(frames[mart])])
         asset = next((a for a in source.assets if a.name == mart), None) or source.add_dataframe_asset(mart)
         batch = next(iter(asset.batch_definitions), None) or asset.add_batch_definition_whole_dataframe("all")
         suite = context.suites.add_or_update(suite)
@@ -76,7 +89,7 @@ def run_checkpoint(con: duckdb.DuckDBPyConnection, run_id: str, gx_root: Path, d
                 config = item.expectation_config
                 check_id = (config.meta or {}).get("check_id") or f"gx.{mart}.{config.type}"
                 res = item.result or {}
-                tested = int(res.get("element_count") or res.get("observed_value") or len(frames[mart]))
+                tested = int(res.get("element_count") or len(frames[mart]))
                 failed = int(res.get("unexpected_count") or (0 if item.success else 1))
                 status = "pass" if item.success else "fail"
                 record_check_result(
