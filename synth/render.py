@@ -49,34 +49,29 @@ class Row:
     tag: str = ""                                 # role of the row (decoy, index, ...), for the injector
 
 
-def to_date(x) -> dt.date | None:
+def _missing(x) -> bool:
+    """None, NaN, NaT or pd.NA (and not a container pandas cannot test)."""
     if x is None:
-        return None
+        return True
     try:
-        if pd.isna(x):
-            return None
+        return bool(pd.isna(x))
     except (TypeError, ValueError):
-        pass
+        return False
+
+
+def to_date(x) -> dt.date | None:
+    if _missing(x):
+        return None
     if isinstance(x, dt.datetime):
         return x.date()
     if isinstance(x, dt.date):
         return x
-    try:
-        if pd.isna(x):
-            return None
-    except (TypeError, ValueError):
-        pass
     return pd.Timestamp(x).date()
 
 
 def to_datetime(x, base: dt.date | None = None) -> dt.datetime | None:
-    if x is None:
+    if _missing(x):
         return None
-    try:
-        if pd.isna(x):
-            return None
-    except (TypeError, ValueError):
-        pass
     if isinstance(x, dt.datetime):
         return x.replace(tzinfo=None)
     if isinstance(x, dt.time) and base is not None:
