@@ -118,40 +118,26 @@ class Injector:
         self.log(rec, k, "raw.diagnoses.record.malformed", "quarantined",
                  "broken quoting: an undoubled quote inside a quoted field, followed by a comma", key)
 
-        # ---- contract: unparseable values ------------------------------------------
-        rec, key = self.extra_copy("admissions")
-        rec.override["admit_time"] = "2022-02-30 08:00"
-        k = self.add("admissions", rec)
-        self.log(rec, k, "raw.admissions.admit_time.datetime", "quarantined", "impossible date 2022-02-30", key)
-
-        rec, key = self.extra_copy("itt_trials")
-        rec.override["trial_time"] = "44562.4375"
-        k = self.add("itt_trials", rec)
-        self.log(rec, k, "raw.itt_trials.trial_time.datetime", "quarantined",
-                 "Excel serial date-time 44562.4375 (not a contract form)", key)
-
-        rec, key = self.extra_copy("diagnoses")
-        rec.override["diagnosis_date"] = "2021-13-05"
-        k = self.add("diagnoses", rec)
-        self.log(rec, k, "raw.diagnoses.diagnosis_date.date", "quarantined", "month 13", key)
-
-        rec, key = self.extra_copy("medication_orders")
-        rec.override["dose"] = "两片"
-        k = self.add("medication_orders", rec)
-        self.log(rec, k, "raw.medication_orders.dose.number", "quarantined", "dose written in words", key)
-
-        rec, key = self.extra_copy("admissions")
-        rec.override["total_charge"] = "约15万"
-        k = self.add("admissions", rec)
-        self.log(rec, k, "raw.admissions.total_charge.number", "quarantined", "charge not a number", key)
+        # ---- contract: unparseable values, enumerations ------------------------------
+        # (file, column, delivered text, check id, description), injected in this order
+        bad_values = [
+            ("admissions", "admit_time", "2022-02-30 08:00", "raw.admissions.admit_time.datetime",
+             "impossible date 2022-02-30"),
+            ("itt_trials", "trial_time", "44562.4375", "raw.itt_trials.trial_time.datetime",
+             "Excel serial date-time 44562.4375 (not a contract form)"),
+            ("diagnoses", "diagnosis_date", "2021-13-05", "raw.diagnoses.diagnosis_date.date", "month 13"),
+            ("medication_orders", "dose", "两片", "raw.medication_orders.dose.number", "dose written in words"),
+            ("admissions", "total_charge", "约15万", "raw.admissions.total_charge.number", "charge not a number"),
+            ("medication_orders", "route", "鼻饲", "raw.medication_orders.route.accepted",
+             "route 鼻饲 not in the enumeration"),
+        ]
+        for stem, column, text, rule_id, description in bad_values:
+            rec, key = self.extra_copy(stem)
+            rec.override[column] = text
+            k = self.add(stem, rec)
+            self.log(rec, k, rule_id, "quarantined", description, key)
 
         # ---- contract: enumerations, ranges, nulls ---------------------------------
-        rec, key = self.extra_copy("medication_orders")
-        rec.override["route"] = "鼻饲"
-        k = self.add("medication_orders", rec)
-        self.log(rec, k, "raw.medication_orders.route.accepted", "quarantined", "route 鼻饲 not in the enumeration",
-                 key)
-
         pid = new_pid(self.r, set(self.b.cohort_ids) | {t["patient_id"] for t in self.b.noncohort})
         v = {"patient_id": pid, "name": "测试", "id_number": "110105198001011234", "phone": "13800000000",
              "sex": "M", "birth_date": dt.date(1980, 1, 1), "insurance_type": "employee"}
