@@ -9,7 +9,12 @@ that its wall time and peak RSS are its own:
   duckdb_typed plain ``read_csv`` (auto-detected types, ignore_errors) into a table
   ingest      the pipeline's ingest + contract validation of the delivery (load_delivery)
   build_rest  ``idds run --force``: dbt build, validation, analysis, reports, publish
+              (split per stage from dq.dq_run_stage: build, validate, verdict, analyse,
+              report, publish; each with the process's peak RSS so far)
   rerun       ``idds run`` again with no new data (must be a no-op)
+  one_day     a one-day delivery (about 1/1800 of the bulk orders, measurements and
+              diagnoses, new record keys) dropped into the landing folder, then ``idds run``:
+              the incremental cost after a full load (also split per stage)
 
 and prints one table per size: wall time, peak RSS, rows per second, and the ratios of
 ingest and of the whole run (ingest + build_rest) to the DuckDB loads. Results go to
@@ -112,6 +117,55 @@ print(json.dumps(out))
 """
 
 
+CHILD_ONE_DAY = """
+import csv, gzip, io, sys
+from pathlib import Path
+src, out = Path(sys.argv[1]), Path(sys.argv[2])
+out.mkdir(parents=True)
+# one day of a five-year extract: every 1800th record of the three big files, new keys
+for path in sorted(src.iterdir()):
+    stem = path.name.split(".")[0]
+    if not any(k in path.name for k in ("医嘱", "medication", "measurement", "诊断", "diagnos")):
+        continue
+    raw = gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
+    data = raw.read(); raw.close()
+    for enc in ("utf-8-sig", "gb18030"):
+        try:
+            text = data.decode(enc); break
+        except UnicodeDecodeError:
+            continue
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    header, body = rows[0], rows[1:]
+    with open(out / (stem + ".csv"), "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\\n")
+        w.writerow(header)
+        for i, r in enumerate(body[::1800]):
+            r[0] = f"NEW{i:08d}-{r[0]}"  # the record key is the first column of these files
+            w.writerow(r)
+"""
+
+
+def stage_split(warehouse: Path) -> dict:
+    """Per stage of the latest finished run: wall seconds and peak RSS so far (dq_run_stage)."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        rows = con.execute(
+            """
+            select stage, epoch(lead(entered_at) over (order by entered_at) - entered_at),
+                   lead(peak_rss_mb) over (order by entered_at)
+            from dq.dq_run_stage
+            where run_id = (select run_id from dq.dq_run where status in ('succeeded', 'blocked')
+                            order by started_at desc limit 1)
+            order by entered_at
+            """).fetchall()
+    finally:
+        con.close()
+    return {name: {"wall_s": round(wall, 2), "peak_rss_mb_so_far": round(peak)}
+            for name, wall, peak in rows if wall is not None}
+
+
 def stage(args: list[str], env: dict | None = None) -> dict:
     """A child wrapped so that its own peak RSS is reported (os.wait4 on the child pid)."""
     t0 = time.perf_counter()
@@ -179,18 +233,27 @@ def bench_size(millions: float, work: Path, full: bool, keep: bool) -> dict:
     if full:
         say("idds run --force (build, validate, analyse, report, publish)")
         st["build_rest"] = stage([PY, "-m", "idds.cli", "run", "--force"], env)
+        st["build_rest"]["stages"] = stage_split(base / "warehouse.duckdb")
         say("idds run (no new data)")
         st["rerun"] = stage([PY, "-m", "idds.cli", "run"], env)
+        say("a one-day delivery, then idds run (incremental)")
+        made = stage([PY, "-c", CHILD_ONE_DAY, str(delivery), str(base / "landing" / "9999-one-day")], env)
+        if made["rc"] != 0:
+            st["one_day"] = made
+        else:
+            st["one_day"] = stage([PY, "-m", "idds.cli", "run"], env)
+            st["one_day"]["stages"] = stage_split(base / "warehouse.duckdb")
     text, typed, ingest = (st["duckdb_text"]["wall_s"], st["duckdb_typed"]["wall_s"], st["ingest"]["wall_s"])
     ratios = {"ingest_vs_text": ingest / text, "ingest_vs_typed": ingest / typed}
     if full:
         whole = ingest + st["build_rest"]["wall_s"]
         res["whole_run_s"] = round(whole, 2)
-        ratios |= {"whole_vs_text": whole / text, "whole_vs_typed": whole / typed}
+        ratios |= {"whole_vs_text": whole / text, "whole_vs_typed": whole / typed,
+                   "one_day_vs_whole": st["one_day"]["wall_s"] / whole}
     res["ratios"] = {k: round(v, 2) for k, v in ratios.items()}
     rows = counts.get("rows_read") or 0
     for name, s in st.items():
-        if name not in ("generate", "transcode", "rerun") and rows:
+        if name not in ("generate", "transcode", "rerun", "one_day") and rows:
             s["rows_per_s"] = round(rows / s["wall_s"])
     if not keep:
         shutil.rmtree(base, ignore_errors=True)
@@ -212,14 +275,20 @@ def markdown(results: list[dict], mach: dict) -> str:
             flag = "" if s["rc"] == 0 else f" (exit {s['rc']})"
             lines.append(f"| {r['size_millions']:g} | {rows} | {name}{flag} | {s['wall_s']} | "
                          f"{s['peak_rss_mb']} | {s.get('rows_per_s', '')} |")
+            for part, p in s.get("stages", {}).items():
+                lines.append(f"| | | &nbsp;&nbsp;{name}: {part} | {p['wall_s']} | "
+                             f"≤ {p['peak_rss_mb_so_far']} (so far) | |")
     lines += ["", "| orders (M) | ingest+contract / DuckDB text | / typed | whole run / text | / typed | "
-              "whole run s | no-new-data rerun s |", "|---:|---:|---:|---:|---:|---:|---:|"]
+              "whole run s | no-new-data rerun s | one-day delivery s (/ whole run) |",
+              "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         q = r["ratios"]
         rerun = r["stages"].get("rerun", {}).get("wall_s", "not run")
+        one_day = r["stages"].get("one_day", {}).get("wall_s")
+        one_day = f"{one_day} ({q['one_day_vs_whole']})" if one_day is not None else "not run"
         lines.append(f"| {r['size_millions']:g} | {q['ingest_vs_text']} | {q['ingest_vs_typed']} | "
                      f"{q.get('whole_vs_text', 'not run')} | {q.get('whole_vs_typed', 'not run')} | "
-                     f"{r.get('whole_run_s', 'not run')} | {rerun} |")
+                     f"{r.get('whole_run_s', 'not run')} | {rerun} | {one_day} |")
     return "\n".join(lines)
 
 

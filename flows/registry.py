@@ -16,7 +16,7 @@ from prefect import flow, get_run_logger, runtime, task
 from flows.ingest import TRANSIENT_RETRIES, ingest_deliveries
 from idds import __version__
 from idds.checks import blocking_failures, load_waivers, record_failed_rows, settle_results
-from idds.dbt import run_dbt
+from idds.dbt import build_fingerprint, run_dbt
 from idds.dq import ensure_dq_schema, record_check_result
 from idds.gx_runner import run_checkpoint
 from idds.ingest.load import FAULT_ENV, fault_point
@@ -167,11 +167,21 @@ def _warehouse_locked(errors: list[str]) -> bool:
 def build_models(settings: Settings, run_id: str) -> dict:
     """dbt build (staging -> intermediate -> marts with their tests); results into dq."""
     _stage(settings, run_id, "build")
+    key = load_key(settings)
+    fingerprint = build_fingerprint(key)
+    with connect(settings.warehouse, key) as con:
+        last = con.execute(
+            "select build_fingerprint from dq.dq_run where build_fingerprint is not null "
+            "order by started_at desc limit 1").fetchall()
+    # incremental staging models are exact only over the inputs they were built from
+    full_refresh = not last or last[0][0] != fingerprint
     with _mid_dbt_fault():
-        outcome = run_dbt(settings, ["build"])
+        outcome = run_dbt(settings, ["build", "--full-refresh"] if full_refresh else ["build"])
     if not outcome.success and _warehouse_locked(outcome.errors):
         raise TransientError("dbt could not lock the warehouse: " + outcome.errors[0])
-    with connect(settings.warehouse, load_key(settings)) as con:
+    with connect(settings.warehouse, key) as con:
+        if outcome.success:
+            con.execute("update dq.dq_run set build_fingerprint = ? where run_id = ?", [fingerprint, run_id])
         for t in outcome.test_results:
             check_id = dbt_check_id(t["name"])
             status = {"pass": "pass", "fail": "fail", "warn": "warn", "skipped": "not_applicable"}.get(
@@ -190,7 +200,7 @@ def build_models(settings: Settings, run_id: str) -> dict:
                 con, run_id, "pipeline.dbt.build", "pipeline", len(outcome.errors), None,
                 status="error", detail="; ".join(outcome.errors)[:1000],
             )
-    return {"success": outcome.success, "models": outcome.models_built,
+    return {"success": outcome.success, "models": outcome.models_built, "full_refresh": full_refresh,
             "tests_passed": outcome.tests_passed, "tests_failed": outcome.tests_failed,
             "errors": outcome.errors}
 
@@ -296,10 +306,11 @@ def finish_run(settings: Settings, run_id: str, status: str, verdict: str | None
     with connect(settings.warehouse, load_key(settings)) as con:
         con.execute(
             "update dq.dq_run set ended_at = coalesce(?, ended_at), status = ?, verdict = coalesce(?, verdict), "
-            "message = coalesce(?, message), stage = case when ? = 'failed' then stage else 'done' end "
-            "where run_id = ?",
-            [None if status == "succeeded" else datetime.now(), status, verdict, message, status, run_id],
+            "message = coalesce(?, message) where run_id = ?",
+            [None if status == "succeeded" else datetime.now(), status, verdict, message, run_id],
         )
+        if status != "failed":
+            set_stage(con, run_id, "done")
 
 
 @flow(name="registry-pipeline")
@@ -365,7 +376,8 @@ def _work(settings: Settings, run_id: str, resumed: bool, plan: dict, logger) ->
             deliveries = record_deliveries(settings, run_id)
         if due("build"):
             built = build_models(settings, run_id)
-            logger.info("dbt build: %d models, %d tests passed, %d failed.",
+            logger.info("dbt build (%s): %d models, %d tests passed, %d failed.",
+                        "full refresh" if built["full_refresh"] else "incremental",
                         built["models"], built["tests_passed"], built["tests_failed"])
             gx_summary = validate_marts(settings, run_id, str(settings.reports))
             verdict = decide_verdict(settings, run_id)

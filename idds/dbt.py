@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,25 @@ class DbtOutcome:
     tests_failed: int = 0
     errors: list[str] = field(default_factory=list)
     test_results: list[dict] = field(default_factory=list)
+
+
+# What the incremental staging models were built from: when any of it changes, the next
+# build is a full refresh (models/macros/incremental_keys.sql).
+BUILD_INPUTS = ("models", "macros", "seeds", "dbt_project.yml", "idds/sql/functions.sql",
+                "expectations/mapping.yml")
+
+
+def build_fingerprint(key: str | None) -> str:
+    """A digest of the build's inputs and of the pseudonym key (one-way: a keyed hash of a
+    constant, so the stored value reveals nothing of the key)."""
+    digest = hashlib.sha256()
+    for entry in BUILD_INPUTS:
+        root = PROJECT_DIR / entry
+        for path in sorted(root.rglob("*")) if root.is_dir() else [root]:
+            if path.is_file():
+                digest.update(str(path.relative_to(PROJECT_DIR)).encode() + b"\0" + path.read_bytes() + b"\0")
+    digest.update(hashlib.sha256(f"{key}|idds-build-fingerprint".encode()).digest())
+    return digest.hexdigest()
 
 
 def dbt_env(settings: Settings) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""dbt-duckdb plugin: every dbt connection gets the idds macros and the pseudonym key.
+"""dbt-duckdb plugin: every dbt connection gets the idds macros, the pseudonym key and
+the warehouse's memory bound.
 
 The key is set as a DuckDB session variable, so it never appears in compiled SQL,
 ``target/`` artefacts or dbt logs.
@@ -10,7 +11,7 @@ from dbt.adapters.duckdb.plugins import BasePlugin
 
 from idds.pseudonym import load_key
 from idds.settings import Settings
-from idds.warehouse import install_functions
+from idds.warehouse import bound_memory, install_functions
 
 
 class Plugin(BasePlugin):
@@ -18,6 +19,7 @@ class Plugin(BasePlugin):
         self._key = load_key(Settings())
 
     def configure_connection(self, conn) -> None:
+        bound_memory(conn)
         install_functions(conn, self._key)
 
     def configure_cursor(self, cursor) -> None:

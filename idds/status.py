@@ -32,7 +32,7 @@ import duckdb
 
 from idds.runlock import holder, running_pid
 
-RUN_COLUMNS = {"stage": "varchar", "attempts": "integer", "reports": "json"}
+RUN_COLUMNS = {"stage": "varchar", "attempts": "integer", "reports": "json", "build_fingerprint": "varchar"}
 UNFINISHED = ("running", "interrupted", "failed")
 
 
@@ -68,13 +68,23 @@ def new_run_id() -> str:
 
 
 def ensure_run_columns(con: duckdb.DuckDBPyConnection) -> None:
-    """dq.dq_run gains stage, attempts and reports (idempotent; older warehouses too)."""
+    """dq.dq_run gains stage, attempts, reports and build_fingerprint, and dq.dq_run_stage
+    records when each stage began (idempotent; older warehouses too)."""
     for name, kind in RUN_COLUMNS.items():
         con.execute(f"alter table dq.dq_run add column if not exists {name} {kind}")
+    con.execute("create table if not exists dq.dq_run_stage (run_id varchar, stage varchar, "
+                "entered_at timestamp, peak_rss_mb double)")
 
 
 def set_stage(con: duckdb.DuckDBPyConnection, run_id: str, stage: str) -> None:
+    """The run enters ``stage``: dq_run.stage, and a dq_run_stage row with the time and the
+    process's peak memory so far (a stage's duration and whether it raised the peak are
+    read off the next row)."""
+    import resource
+
     con.execute("update dq.dq_run set stage = ? where run_id = ?", [stage, run_id])
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    con.execute("insert into dq.dq_run_stage values (?, ?, ?, ?)", [run_id, stage, datetime.now(), peak_mb])
 
 
 @dataclass

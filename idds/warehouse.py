@@ -46,6 +46,14 @@ def install_functions(con: duckdb.DuckDBPyConnection, key: str | None) -> None:
 
 
 
+def bound_memory(con: duckdb.DuckDBPyConnection) -> None:
+    """Bounded memory for every connection, ours and dbt's: DuckDB spills to
+    <warehouse>.tmp/ beyond IDDS_MEMORY_LIMIT (default 3GB), and results need not keep the
+    insertion order (which would hold rows back in memory)."""
+    con.execute(f"set memory_limit = '{os.environ.get('IDDS_MEMORY_LIMIT', '3GB')}'")
+    con.execute("set preserve_insertion_order = false")
+
+
 @contextmanager
 def connect(path: Path, key: str | None = None, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse with the macros installed; new files are owner-only."""
@@ -56,9 +64,7 @@ def connect(path: Path, key: str | None = None, read_only: bool = False) -> Iter
     finally:
         os.umask(old_umask)
     try:
-        # bounded memory: DuckDB spills to <warehouse>.tmp/ beyond this (IDDS_MEMORY_LIMIT)
-        con.execute(f"set memory_limit = '{os.environ.get('IDDS_MEMORY_LIMIT', '3GB')}'")
-        con.execute("set preserve_insertion_order = false")
+        bound_memory(con)
         if not read_only:
             for schema in SCHEMAS:
                 con.execute(f"create schema if not exists {schema}")

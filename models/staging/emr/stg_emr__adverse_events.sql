@@ -1,7 +1,10 @@
+{{ config(unique_key='event_id') }}
+
 with
 
 source as (
     select * from {{ source('emr', 'adverse_events') }}
+    {{ incremental_keys(source('emr', 'adverse_events'), 'idds_text(event_id)') }}
     {{ latest_version('idds_text(event_id)') }}
 ),
 
@@ -13,6 +16,7 @@ renamed as (
         idds_date(event_date) as event_date,
         idds_enum('event_type', event_type) as event_type,
         _delivery_id,
+        {{ built_through(source('emr', 'adverse_events')) }} as _built_through,
     from source
 )
 

@@ -1,7 +1,10 @@
+{{ config(unique_key='diagnosis_id') }}
+
 with
 
 source as (
     select * from {{ source('emr', 'diagnoses') }}
+    {{ incremental_keys(source('emr', 'diagnoses'), 'idds_text(diagnosis_id)') }}
     {{ latest_version('idds_text(diagnosis_id)') }}
 ),
 
@@ -15,6 +18,7 @@ renamed as (
         idds_text(icd10_code) as icd10_code_as_delivered,
         idds_text(diagnosis_name) as diagnosis_name,
         _delivery_id,
+        {{ built_through(source('emr', 'diagnoses')) }} as _built_through,
     from source
 )
 

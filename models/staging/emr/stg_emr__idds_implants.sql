@@ -1,7 +1,10 @@
+{{ config(unique_key='implant_id') }}
+
 with
 
 source as (
     select * from {{ source('emr', 'idds_implants') }}
+    {{ incremental_keys(source('emr', 'idds_implants'), 'idds_text(implant_id)') }}
     {{ latest_version('idds_text(implant_id)') }}
 ),
 
@@ -22,6 +25,7 @@ renamed as (
         idds_date(explant_date) as explant_date,
         idds_text(explant_reason) as explant_reason,
         _delivery_id,
+        {{ built_through(source('emr', 'idds_implants')) }} as _built_through,
     from source
 )
 

@@ -1,7 +1,10 @@
+{{ config(unique_key='trial_id') }}
+
 with
 
 source as (
     select * from {{ source('emr', 'itt_trials') }}
+    {{ incremental_keys(source('emr', 'itt_trials'), 'idds_text(trial_id)') }}
     {{ latest_version('idds_text(trial_id)') }}
 ),
 
@@ -16,6 +19,7 @@ renamed as (
             as dose_unit,
         idds_enum('trial_response', response) as response,
         _delivery_id,
+        {{ built_through(source('emr', 'itt_trials')) }} as _built_through,
     from source
 ),
 

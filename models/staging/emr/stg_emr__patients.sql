@@ -1,7 +1,10 @@
+{{ config(unique_key='patient_key') }}
+
 with
 
 source as (
     select * from {{ source('emr', 'patients') }}
+    {{ incremental_keys(source('emr', 'patients'), 'idds_text(patient_id)') }}
     {{ latest_version('idds_text(patient_id)') }}
 ),
 
@@ -12,6 +15,7 @@ renamed as (
         idds_date(birth_date) as birth_date,
         idds_enum('insurance_type', insurance_type) as insurance_type,
         _delivery_id,
+        {{ built_through(source('emr', 'patients')) }} as _built_through,
     from source
 )
 

@@ -1,7 +1,10 @@
+{{ config(unique_key='procedure_id') }}
+
 with
 
 source as (
     select * from {{ source('emr', 'procedures') }}
+    {{ incremental_keys(source('emr', 'procedures'), 'idds_text(procedure_id)') }}
     {{ latest_version('idds_text(procedure_id)') }}
 ),
 
@@ -15,6 +18,7 @@ renamed as (
         idds_timestamp(start_time) as started_at,
         idds_timestamp(end_time) as ended_at,
         _delivery_id,
+        {{ built_through(source('emr', 'procedures')) }} as _built_through,
     from source
 )
 

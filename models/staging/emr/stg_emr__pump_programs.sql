@@ -1,7 +1,10 @@
+{{ config(unique_key='program_id') }}
+
 with
 
 source as (
     select * from {{ source('emr', 'pump_programs') }}
+    {{ incremental_keys(source('emr', 'pump_programs'), 'idds_text(program_id)') }}
     {{ latest_version('idds_text(program_id)') }}
 ),
 
@@ -16,6 +19,7 @@ renamed as (
         coalesce(idds_enum('daily_dose_unit', daily_dose_unit),
                  idds_enum('daily_dose_unit', idds_value_unit(daily_dose))) as daily_dose_unit,
         _delivery_id,
+        {{ built_through(source('emr', 'pump_programs')) }} as _built_through,
     from source
 ),
 
