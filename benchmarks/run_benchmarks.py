@@ -21,11 +21,11 @@ ingest and of the whole run (ingest + build_rest) to the DuckDB loads. Results g
 benchmarks/results.json and into the results section of benchmarks/README.md.
 
     /work/main/.venv/bin/python benchmarks/run_benchmarks.py [--sizes 1,3,10]
-        [--ingest-only 10] [--work /tmp/idds-bench] [--keep]
+        [--ingest-only 10] [--work /tmp/idds-bench] [--keep] [--no-profile]
 
 ``--ingest-only`` lists sizes for which the build/rerun stages are skipped (time budget).
-The warehouse memory limit is IDDS_MEMORY_LIMIT (default 3GB), applied to the DuckDB
-yardstick loads too.
+The warehouse memory limit (idds.warehouse.memory_limit(): IDDS_MEMORY_LIMIT, default
+2500MB) applies to the DuckDB yardstick loads too.
 """
 
 from __future__ import annotations
@@ -43,6 +43,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from idds.warehouse import memory_limit  # noqa: E402
+
 PY = sys.executable
 KEY = "benchmark-key-not-for-production"
 PATIENTS_PER_MILLION = 20_000  # the hospital profile writes ~50 orders per patient
@@ -80,10 +83,10 @@ print(json.dumps(out))
 
 CHILD_DUCKDB = """
 import json, os, sys, duckdb
+from idds.warehouse import bound_memory
 files, typed, db = json.loads(sys.argv[1]), sys.argv[2] == "typed", sys.argv[3]
 con = duckdb.connect(db)
-con.execute(f"set memory_limit = '{os.environ.get('IDDS_MEMORY_LIMIT', '3GB')}'")
-con.execute("set preserve_insertion_order = false")
+bound_memory(con)  # the warehouse's own memory_limit and insertion-order setting
 rows = 0
 for i, path in enumerate(files.values()):
     opts = "ignore_errors=true" if typed else "all_varchar=true"
@@ -120,12 +123,15 @@ print(json.dumps(out))
 CHILD_ONE_DAY = """
 import csv, gzip, io, sys
 from pathlib import Path
+from expectations.contracts import key_column
+from idds.mapping import fold, load_mapping
 src, out = Path(sys.argv[1]), Path(sys.argv[2])
 out.mkdir(parents=True)
+mapping = load_mapping()
 # one day of a five-year extract: every 1800th record of the three big files, new keys
 for path in sorted(src.iterdir()):
-    stem = path.name.split(".")[0]
-    if not any(k in path.name for k in ("医嘱", "medication", "measurement", "诊断", "diagnos")):
+    stem = mapping.file_for(path.name)
+    if stem not in ("medication_orders", "measurements", "diagnoses"):
         continue
     raw = gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
     data = raw.read(); raw.close()
@@ -136,11 +142,13 @@ for path in sorted(src.iterdir()):
             continue
     rows = list(csv.reader(io.StringIO(text, newline="")))
     header, body = rows[0], rows[1:]
+    aliases = mapping.header_map(stem)
+    k = next(i for i, h in enumerate(header) if aliases.get(fold(h)) == key_column(stem))
     with open(out / (stem + ".csv"), "w", encoding="utf-8", newline="") as fh:
         w = csv.writer(fh, lineterminator="\\n")
         w.writerow(header)
         for i, r in enumerate(body[::1800]):
-            r[0] = f"NEW{i:08d}-{r[0]}"  # the record key is the first column of these files
+            r[k] = f"NEW{i:08d}-{r[k]}"
             w.writerow(r)
 """
 
@@ -164,6 +172,58 @@ def stage_split(warehouse: Path) -> dict:
         con.close()
     return {name: {"wall_s": round(wall, 2), "peak_rss_mb_so_far": round(peak)}
             for name, wall, peak in rows if wall is not None}
+
+
+def dbt_top(base: Path, n: int = 8) -> dict:
+    """The slowest dbt nodes of the last build (run_results.json), and dbt's own elapsed."""
+    path = base / "work" / "dbt-target" / "run_results.json"
+    if not path.exists():
+        return {}
+    results = json.loads(path.read_text(encoding="utf-8"))
+    nodes = sorted(((r["execution_time"], r["unique_id"].split(".")[0] + " " + r["unique_id"].split(".")[2])
+                    for r in results["results"]), reverse=True)
+    return {"elapsed_s": round(results.get("elapsed_time") or 0, 2),
+            "slowest": [[name, round(t, 2)] for t, name in nodes[:n]]}
+
+
+def _sql_of(frame: str) -> str:
+    """'load_file (idds/ingest/load.py:307)' -> the function and the statement's first SQL words."""
+    m = re.match(r"(.*) \((.*):(\d+)\)$", frame)
+    if not m:
+        return frame
+    func, file, line = m.group(1), Path(m.group(2)), int(m.group(3))
+    try:
+        lines = (file if file.is_absolute() else ROOT / file).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return frame
+    text = " ".join(x.strip() for x in lines[line - 1:line + 4])
+    sql = re.search(r"\b(create (?:or replace )?(?:temp )?table \w+|insert into [\w.{}()_]+|delete from \w+|"
+                    r"select [^\"]{0,40})", text, re.I)
+    what = sql.group(1) if sql else lines[line - 1].strip()[:60]
+    return f"{func} ({file.name}:{line}) {what}"
+
+
+def profile_ingest(base: Path, env: dict, rate: int = 20) -> list | None:
+    """py-spy over a second ingest of the same delivery (into a scratch warehouse): samples
+    of the main thread, idle included (DuckDB runs with the GIL released), attributed to
+    the innermost frame in idds/ingest/; seconds = samples / rate."""
+    pyspy = shutil.which("py-spy") or str(Path(PY).parent / "py-spy")
+    if not Path(pyspy).exists():
+        return None
+    from collections import Counter
+
+    raw = base / "ingest.pyspy.txt"
+    scratch = dict(env, IDDS_WAREHOUSE=str(base / "profile.duckdb"), IDDS_WORK=str(base / "profile-work"))
+    subprocess.run([pyspy, "record", "--idle", "--rate", str(rate), "--format", "raw", "-o", str(raw), "--",
+                    PY, "-c", CHILD_INGEST], cwd=ROOT, env=scratch, capture_output=True, check=False)
+    if not raw.exists():
+        return None
+    spent: Counter = Counter()
+    for line in raw.read_text(encoding="utf-8").splitlines():
+        stack, _, count = line.rpartition(" ")
+        ours = [f for f in stack.split(";") if "idds/ingest/" in f]
+        spent[_sql_of(ours[-1]) if ours else "(outside idds/ingest)"] += int(count)
+    return [[what, round(n / rate, 1)] for what, n in spent.most_common(12)]
 
 
 def stage(args: list[str], env: dict | None = None) -> dict:
@@ -200,10 +260,10 @@ def machine() -> dict:
     import duckdb
 
     return {"cores": os.cpu_count(), "ram_gb": ram_gb, "cpu": cpu, "python": platform.python_version(),
-            "duckdb": duckdb.__version__, "memory_limit": os.environ.get("IDDS_MEMORY_LIMIT", "3GB")}
+            "duckdb": duckdb.__version__, "memory_limit": memory_limit()}
 
 
-def bench_size(millions: float, work: Path, full: bool, keep: bool) -> dict:
+def bench_size(millions: float, work: Path, full: bool, keep: bool, profile: bool = False) -> dict:
     base = work / f"orders-{millions:g}M"
     shutil.rmtree(base, ignore_errors=True)
     base.mkdir(parents=True)
@@ -234,6 +294,7 @@ def bench_size(millions: float, work: Path, full: bool, keep: bool) -> dict:
         say("idds run --force (build, validate, analyse, report, publish)")
         st["build_rest"] = stage([PY, "-m", "idds.cli", "run", "--force"], env)
         st["build_rest"]["stages"] = stage_split(base / "warehouse.duckdb")
+        res["dbt_full_build"] = dbt_top(base)
         say("idds run (no new data)")
         st["rerun"] = stage([PY, "-m", "idds.cli", "run"], env)
         say("a one-day delivery, then idds run (incremental)")
@@ -243,6 +304,7 @@ def bench_size(millions: float, work: Path, full: bool, keep: bool) -> dict:
         else:
             st["one_day"] = stage([PY, "-m", "idds.cli", "run"], env)
             st["one_day"]["stages"] = stage_split(base / "warehouse.duckdb")
+            res["dbt_one_day_build"] = dbt_top(base)
     text, typed, ingest = (st["duckdb_text"]["wall_s"], st["duckdb_typed"]["wall_s"], st["ingest"]["wall_s"])
     ratios = {"ingest_vs_text": ingest / text, "ingest_vs_typed": ingest / typed}
     if full:
@@ -255,6 +317,9 @@ def bench_size(millions: float, work: Path, full: bool, keep: bool) -> dict:
     for name, s in st.items():
         if name not in ("generate", "transcode", "rerun", "one_day") and rows:
             s["rows_per_s"] = round(rows / s["wall_s"])
+    if profile:
+        say("profiling a second ingest with py-spy")
+        res["ingest_profile"] = profile_ingest(base, env)
     if not keep:
         shutil.rmtree(base, ignore_errors=True)
     return res
@@ -289,6 +354,18 @@ def markdown(results: list[dict], mach: dict) -> str:
         lines.append(f"| {r['size_millions']:g} | {q['ingest_vs_text']} | {q['ingest_vs_typed']} | "
                      f"{q.get('whole_vs_text', 'not run')} | {q.get('whole_vs_typed', 'not run')} | "
                      f"{r.get('whole_run_s', 'not run')} | {rerun} | {one_day} |")
+    for r in results:
+        for label, key in (("full build", "dbt_full_build"), ("one-day incremental build", "dbt_one_day_build")):
+            top = r.get(key)
+            if top:
+                lines += ["", f"dbt {label} at {r['size_millions']:g} M orders: {top['elapsed_s']} s elapsed "
+                          "(2 threads); slowest nodes (s): "
+                          + ", ".join(f"{name} {t}" for name, t in top["slowest"])]
+        if r.get("ingest_profile"):
+            lines += ["", f"Where the ingest of {r['size_millions']:g} M orders spends its time (py-spy, "
+                      "a second ingest of the same delivery, main thread incl. time inside DuckDB):", "",
+                      "| statement (innermost frame in idds/ingest/) | s |", "|---|---:|"]
+            lines += [f"| {what} | {sec} |" for what, sec in r["ingest_profile"]]
     return "\n".join(lines)
 
 
@@ -311,13 +388,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the generated data and warehouses")
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results.json"))
     parser.add_argument("--no-readme", action="store_true")
+    parser.add_argument("--no-profile", action="store_true",
+                        help="skip the py-spy profile of a second ingest at the largest size")
     args = parser.parse_args(argv)
     sizes = [float(s) for s in args.sizes.split(",") if s.strip()]
     ingest_only = {float(s) for s in args.ingest_only.split(",") if s.strip()}
     mach = machine()
     results = []
     for size in sizes:
-        results.append(bench_size(size, Path(args.work), size not in ingest_only, args.keep))
+        profile = not args.no_profile and size == max(sizes)
+        results.append(bench_size(size, Path(args.work), size not in ingest_only, args.keep, profile))
         Path(args.json).write_text(json.dumps({"machine": mach, "results": results}, indent=2), encoding="utf-8")
     table = markdown(results, mach)
     print(table)

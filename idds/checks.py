@@ -175,7 +175,9 @@ def record_failed_rows(con: duckdb.DuckDBPyConnection, run_id: str, check_id: st
     Returns how many of ALL its failing rows touch the analytic cohort when the SQL reports
     an ``in_cohort`` column, else None.
     """
-    cur = con.execute(f"select * from ({sql}) limit {int(limit)}")
+    # the check's SQL runs once (it may scan the whole extract); rows and counts come from it
+    con.execute(f"create or replace temp table _failing as select * from ({sql})")
+    cur = con.execute(f"select * from _failing limit {int(limit)}")
     names = [d[0] for d in cur.description]
     rows = cur.fetchall()
     key_col = next((n for n in names if n.endswith("_id") and n != "patient_key"), None) or next(
@@ -189,6 +191,8 @@ def record_failed_rows(con: duckdb.DuckDBPyConnection, run_id: str, check_id: st
                     None if key_col is None else str(rec.get(key_col)), json.dumps(offending, ensure_ascii=False)])
     if out:
         con.executemany("insert into dq.dq_failed_row values (?, ?, ?, ?, ?, ?)", out)
+    in_cohort = None
     if "in_cohort" in names:
-        return con.execute(f"select count(*) filter (where in_cohort) from ({sql})").fetchall()[0][0]
-    return None
+        in_cohort = con.execute("select count(*) filter (where in_cohort) from _failing").fetchall()[0][0]
+    con.execute("drop table _failing")
+    return in_cohort

@@ -46,11 +46,21 @@ def install_functions(con: duckdb.DuckDBPyConnection, key: str | None) -> None:
 
 
 
+# DuckDB's own memory; the process (Python, dbt, pandas for validation and statistics)
+# needs some 0.5 GB more, so that a run stays within 3 GB
+DEFAULT_MEMORY_LIMIT = "2500MB"
+
+
+def memory_limit() -> str:
+    """DuckDB's memory limit: IDDS_MEMORY_LIMIT, else DEFAULT_MEMORY_LIMIT."""
+    return os.environ.get("IDDS_MEMORY_LIMIT") or DEFAULT_MEMORY_LIMIT
+
+
 def bound_memory(con: duckdb.DuckDBPyConnection) -> None:
     """Bounded memory for every connection, ours and dbt's: DuckDB spills to
-    <warehouse>.tmp/ beyond IDDS_MEMORY_LIMIT (default 3GB), and results need not keep the
-    insertion order (which would hold rows back in memory)."""
-    con.execute(f"set memory_limit = '{os.environ.get('IDDS_MEMORY_LIMIT', '3GB')}'")
+    <warehouse>.tmp/ beyond memory_limit(), and results need not keep the insertion order
+    (which would hold rows back in memory)."""
+    con.execute(f"set memory_limit = '{memory_limit()}'")
     con.execute("set preserve_insertion_order = false")
 
 
