@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from expectations.contracts import check_specs, key_column, phi_columns, required_columns
+from expectations.contracts import CheckSpec, check_specs, key_column, phi_columns, required_columns
 from idds.dq import record_check_result
 from idds.ingest.files import (
     DeliveredFile,
@@ -22,7 +22,12 @@ from idds.ingest.files import (
     FileRefused,
     check_manifest,
     check_manifest_rows,
+    count_records,
+    numbered_path,
     prepare,
+    read_csv_sql,
+    read_direct,
+    scan_direct,
 )
 from idds.mapping import Mapping, fold
 from idds.warehouse import scalar, table_exists
@@ -112,6 +117,60 @@ def _quarantine_file_rows(con, run_id: str, fc: FileCounts, prepared_path: Path,
     )
 
 
+def _passes(spec: CheckSpec) -> str:
+    """SQL that is TRUE when a row passes ``spec``; a NULL verdict is a failure."""
+    return f"coalesce({spec.sql.format(c=_q(spec.column))}, false)"
+
+
+def _find_candidates(con: duckdb.DuckDBPyConnection, specs: list[CheckSpec], key: str) -> None:
+    """Create ``_candidates``: the rows of ``_load`` (``_rid`` = rowid, then its columns) that
+    may hold a contract failure, a superset of the failing rows.
+
+    Evaluating every check on every row is the costly part of ingestion (regular
+    expressions, millions of rows), but a check is a deterministic function of the columns
+    it reads, and a delivery repeats few values (codes, doses, dates) over many rows. So the
+    checks reading the same columns (a *unit*: the column, plus ``needs`` for row checks) are
+    evaluated once per DISTINCT tuple of those columns, and only the rows holding a failing
+    tuple are looked up again in ``_load`` (semi-joins against small tables; NULL is a value
+    like any other). The key column is unique by contract, so DISTINCT would not reduce it:
+    the checks reading it run on each row, in the scan that also picks the rows with a
+    malformed line number or a conflicting key (matched on the key alone: a superset).
+    ``_checked`` then computes the exact verdicts on the candidates only: a table, so that the
+    optimizer cannot push that (costly) filter below the semi-join, onto every row again.
+    """
+    units: dict[tuple[str, ...], list[CheckSpec]] = {}
+    for spec in specs:
+        units.setdefault(tuple(sorted({spec.column, *spec.needs})), []).append(spec)
+    direct = [spec for columns, unit in units.items() if key in columns for spec in unit]
+    grouped = [(columns, unit) for columns, unit in units.items() if key not in columns]
+
+    def fails(unit: list[CheckSpec]) -> str:
+        return " or ".join(f"not {_passes(spec)}" for spec in unit) or "false"
+
+    parts = [
+        f"select rowid as _rid from _load where {fails(direct)} "
+        "or try_cast(_line_number as bigint) is null "
+        f"or idds_text({_q(key)}) in (select _k from _conflicts)"
+    ]
+    if grouped:
+        # the distinct tuples are stored before they are checked: within one statement the
+        # optimizer would push the checks below the DISTINCT, back onto every row
+        con.execute("create or replace temp table _values as " + " union all by name ".join(
+            f"select {i} as _unit, * from (select distinct {', '.join(map(_q, columns))} from _load)"
+            for i, (columns, _) in enumerate(grouped)))
+        con.execute("create or replace temp table _bad_values as select * from _values where case _unit "
+                    + " ".join(f"when {i} then {fails(unit)}" for i, (_, unit) in enumerate(grouped))
+                    + " end")
+        for (i,) in con.execute("select distinct _unit from _bad_values order by 1").fetchall():
+            columns = grouped[i][0]
+            parts.append(
+                f"select _load.rowid from _load semi join "
+                f"(select {', '.join(map(_q, columns))} from _bad_values where _unit = {i}) bad on "
+                + " and ".join(f"_load.{_q(c)} is not distinct from bad.{_q(c)}" for c in columns))
+    con.execute("create or replace temp table _candidates as select rowid as _rid, * from _load "
+                f"where rowid in ({' union all '.join(parts)})")
+
+
 def load_file(
     con: duckdb.DuckDBPyConnection,
     run_id: str,
@@ -125,11 +184,34 @@ def load_file(
     stem = file.stem
     fc = FileCounts(delivery.delivery_id, file.path.name, stem)
     where = f"{delivery.delivery_id}/{file.path.name}"
-    prepared = prepare(file.path, work / f"{delivery.delivery_id}__{stem}.csv")
-    fc.rows_read = prepared.records
-    fc.encoding = prepared.encoding + (" (gzip)" if file.path.name.lower().endswith(".gz") else "")
-    check_manifest_rows(delivery, file, prepared.records)
-    names, drift = _column_names(prepared.header, stem, mapping)
+    copy = work / f"{delivery.delivery_id}__{stem}.csv"
+    # DuckDB reads the common file as delivered (see files.scan_direct); prepare()'s decoding
+    # pass, as before, for any other file and whenever the direct read cannot prove the
+    # same records and line numbers (a .gz decompressed by the scan is not decompressed again)
+    prepared = None
+    records = None
+    source, direct = scan_direct(file.path, copy)
+    if direct is not None:
+        names, _ = _column_names(direct.header, stem, mapping)
+        if all(c in names for c in required_columns(stem)):
+            records = read_direct(con, direct, names)
+    if records is None:
+        try:
+            prepared = prepare(source, numbered_path(copy))
+        except FileRefused:
+            if source == file.path:
+                raise
+            # refused all the same, but with the decoder's message as read from the .gz
+            prepared = prepare(file.path, numbered_path(copy))
+        records, encoding, header = prepared.records, prepared.encoding, prepared.header
+    else:
+        encoding, header = direct.encoding, direct.header
+    if source != file.path:
+        source.unlink(missing_ok=True)  # the decompressed copy has been read
+    fc.rows_read = records
+    fc.encoding = encoding + (" (gzip)" if file.path.name.lower().endswith(".gz") else "")
+    check_manifest_rows(delivery, file, records)
+    names, drift = _column_names(header, stem, mapping)
     for delivered, kept in drift.items():
         con.execute(
             "insert into dq.schema_drift values (?, ?, ?, ?, ?, ?)",
@@ -152,17 +234,9 @@ def load_file(
                            f"and list_contains(check_ids, {_lit(check_id)})"))
         return fc
 
-    columns_sql = ", ".join(f"{_lit(c)}: 'VARCHAR'" for c in ["_line_number", *names])
-    con.execute("drop table if exists _rej; drop table if exists _rej_scan; drop table if exists _load")
-    con.execute(
-        f"""
-        create temp table _load as
-        select * from read_csv({_lit(str(prepared.path))}, header=true, delim=',', quote='"',
-            escape='"', auto_detect=false, strict_mode=true, null_padding=false,
-            columns={{{columns_sql}}}, store_rejects=true, rejects_table='_rej',
-            rejects_scan='_rej_scan', max_line_size=10000000)
-        """
-    )
+    if prepared is not None:
+        con.execute("drop table if exists _rej; drop table if exists _rej_scan; drop table if exists _load")
+        con.execute(f"create temp table _load as select * from {read_csv_sql(prepared.path, ['_line_number', *names])}")
     fault_point("mid-file")
 
     # records that are not CSV records of this header: one quarantine row per record
@@ -197,7 +271,7 @@ def load_file(
     key = key_column(stem)
     delivered = [c for c in names]
     fail_items = ", ".join(
-        f"case when not coalesce({s.sql.format(c=_q(s.column))}, false) then "
+        f"case when not {_passes(s)} then "
         f"{_lit(s.check_id + chr(9) + s.column + chr(9) + s.message)} end"
         for s in specs
     ) or "null"
@@ -232,23 +306,25 @@ def load_file(
         group by all having count(*) > 1
         """
     )
-    # only the rows failing a check are kept: the passing ones are read from _load
+    # only the rows failing a check are kept: the passing ones are read from _load. The
+    # verdicts are computed on the candidate rows only (see _find_candidates).
+    _find_candidates(con, specs, key)
     con.execute(
         f"""
         create or replace temp table _checked as
         select * from (
-            select _load.rowid as _rid, try_cast(_line_number as bigint) as _ln,
+            select _load._rid, try_cast(_line_number as bigint) as _ln,
                    list_filter([{fail_items}], lambda x: x is not null)
                       || case when _conflicts._k is not null
                               then [{_lit(f'raw.{stem}.{key}.unique{chr(9)}{key}{chr(9)}is a key that another, different record of this delivery also holds (conflict)')}]
                               else [] end
                       || case when try_cast(_line_number as bigint) is null then [{_lit(f'raw.{stem}.record.malformed{chr(9)}_line_number{chr(9)}is not a record of this file')}] else [] end
                       as _failed
-            from _load
+            from _candidates as _load
             left join _conflicts
                 on _conflicts._k = idds_text(_load.{_q(key)})
                 and _conflicts._u = coalesce(cast({updated} as varchar), '')
-            where _load.{not_dup}
+            where _load._rid not in (select _rid from _duplicate_lines)
         ) where len(_failed) > 0
         """
     )
@@ -319,7 +395,8 @@ def load_file(
     record_check_result(con, run_id, f"raw.{stem}.record.duplicate", "pandera", duplicates, fc.rows_read,
                         detail=where, drilldown_sql=f"select * from dq.duplicate_row where {scope}")
     con.execute("drop table if exists _checked; drop table if exists _load; "
-                "drop table if exists _duplicate_lines; drop table if exists _conflicts")
+                "drop table if exists _duplicate_lines; drop table if exists _conflicts; "
+                "drop table if exists _values; drop table if exists _bad_values; drop table if exists _candidates")
     return fc
 
 
@@ -352,10 +429,10 @@ def load_delivery(
                 fc = FileCounts(delivery.delivery_id, file.path.name, None, status="unknown_file",
                                 message=f"{where}: the file name matches no file of the extract contract; it was not loaded.")
             elif file.sha256 in seen:
-                prepared = prepare(file.path, work / f"{delivery.delivery_id}__{file.stem}.csv")
-                check_manifest_rows(delivery, file, prepared.records)
+                records = count_records(con, file.path, work / f"{delivery.delivery_id}__{file.stem}.csv")
+                check_manifest_rows(delivery, file, records)
                 fc = FileCounts(delivery.delivery_id, file.path.name, file.stem,
-                                rows_read=prepared.records, rows_duplicate=prepared.records,
+                                rows_read=records, rows_duplicate=records,
                                 status="resent", message=f"{where} is identical to {seen[file.sha256]}, loaded before; not loaded again.")
             else:
                 try:
