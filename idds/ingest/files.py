@@ -135,7 +135,9 @@ def _write_numbered(src: Path, dst: Path, encoding: str) -> tuple[list[str], int
             if inside_quotes or '"' in line:
                 inside_quotes = _ends_inside_quotes(line, inside_quotes)
         if header_line is not None and not line.endswith(("\n", "\r")):
-            out.write("\n")
+            # end the last record as the file ends its lines (a lone LF in a CRLF file
+            # would make the CSV reader fail on the whole file)
+            out.write("\r\n" if header_line.endswith("\r\n") else "\n")
     if header_line is None:
         raise FileRefused("the file is empty (no header line)")
     header = next(csv.reader([header_line]))

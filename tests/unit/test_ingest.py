@@ -93,6 +93,18 @@ def test_lineage_columns_point_at_the_delivered_line(settings):
     assert query(settings, "select name from raw.patients where patient_id = '0000000005'")[0][0] == "two\nlines"
 
 
+@pytest.mark.parametrize("gb18030", [False, True])
+def test_a_crlf_file_without_a_final_line_break_loads_every_record(settings, gb18030):
+    # GB18030 takes the decoding pass, UTF-8 the direct read's fallback: both load the file
+    text = PATIENTS.replace("\n", "\r\n").rstrip("\r\n")
+    write(settings.landing / "2024-01-01" / "patients.csv", text, "gb18030" if gb18030 else "utf-8")
+    (fc,) = load_all(settings)
+    assert (fc.rows_read, fc.rows_loaded, fc.rows_quarantined, fc.rows_duplicate) == (9, 4, 4, 1)
+    rows = dict(query(settings, "select patient_id, _line_number from raw.patients"))
+    assert rows == {"0000000001": 2, "0000000002": 3, "0000000005": 7, "0000000007": 11}
+    assert query(settings, "select birth_date from raw.patients where patient_id = '0000000007'") == [("1950年1月1日",)]
+
+
 @pytest.mark.parametrize(
     "name, encoding, gz",
     [("patients.csv", "utf-8", False), ("患者信息.csv", "utf-8-sig", False),
