@@ -21,7 +21,7 @@ class DbtOutcome:
 
 
 # What the incremental staging models were built from: when any of it changes, the next
-# build is a full refresh (models/macros/incremental_keys.sql).
+# build is a full refresh (macros/latest_delivered.sql).
 BUILD_INPUTS = ("models", "macros", "seeds", "dbt_project.yml", "idds/sql/functions.sql",
                 "expectations/mapping.yml")
 

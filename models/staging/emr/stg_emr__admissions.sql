@@ -3,9 +3,7 @@
 with
 
 source as (
-    select * from {{ source('emr', 'admissions') }}
-    {{ incremental_keys(source('emr', 'admissions'), 'idds_text(admission_id)') }}
-    {{ latest_version('idds_text(admission_id)') }}
+    {{ latest_delivered('admissions', 'admission_id') }}
 ),
 
 renamed as (
@@ -22,7 +20,7 @@ renamed as (
         idds_number(total_charge) as total_charge_cny,
         idds_number(self_pay) as self_pay_cny,
         _delivery_id,
-        {{ built_through(source('emr', 'admissions')) }} as _built_through,
+        _built_through,
     from source
 )
 

@@ -3,9 +3,7 @@
 with
 
 source as (
-    select * from {{ source('emr', 'adverse_events') }}
-    {{ incremental_keys(source('emr', 'adverse_events'), 'idds_text(event_id)') }}
-    {{ latest_version('idds_text(event_id)') }}
+    {{ latest_delivered('adverse_events', 'event_id') }}
 ),
 
 renamed as (
@@ -16,7 +14,7 @@ renamed as (
         idds_date(event_date) as event_date,
         idds_enum('event_type', event_type) as event_type,
         _delivery_id,
-        {{ built_through(source('emr', 'adverse_events')) }} as _built_through,
+        _built_through,
     from source
 )
 

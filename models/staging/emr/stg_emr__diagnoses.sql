@@ -3,9 +3,7 @@
 with
 
 source as (
-    select * from {{ source('emr', 'diagnoses') }}
-    {{ incremental_keys(source('emr', 'diagnoses'), 'idds_text(diagnosis_id)') }}
-    {{ latest_version('idds_text(diagnosis_id)') }}
+    {{ latest_delivered('diagnoses', 'diagnosis_id') }}
 ),
 
 renamed as (
@@ -18,7 +16,7 @@ renamed as (
         idds_text(icd10_code) as icd10_code_as_delivered,
         idds_text(diagnosis_name) as diagnosis_name,
         _delivery_id,
-        {{ built_through(source('emr', 'diagnoses')) }} as _built_through,
+        _built_through,
     from source
 )
 

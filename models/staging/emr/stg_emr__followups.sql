@@ -3,9 +3,7 @@
 with
 
 source as (
-    select * from {{ source('emr', 'followups') }}
-    {{ incremental_keys(source('emr', 'followups'), 'idds_text(followup_id)') }}
-    {{ latest_version('idds_text(followup_id)') }}
+    {{ latest_delivered('followups', 'followup_id') }}
 ),
 
 renamed as (
@@ -22,7 +20,7 @@ renamed as (
         idds_text(dissatisfaction_reason) as dissatisfaction_reason,
         idds_enum('systemic_opioid_after', systemic_opioid) as systemic_opioid_after,
         _delivery_id,
-        {{ built_through(source('emr', 'followups')) }} as _built_through,
+        _built_through,
     from source
 )
 

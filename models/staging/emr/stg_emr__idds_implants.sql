@@ -3,9 +3,7 @@
 with
 
 source as (
-    select * from {{ source('emr', 'idds_implants') }}
-    {{ incremental_keys(source('emr', 'idds_implants'), 'idds_text(implant_id)') }}
-    {{ latest_version('idds_text(implant_id)') }}
+    {{ latest_delivered('idds_implants', 'implant_id') }}
 ),
 
 renamed as (
@@ -25,7 +23,7 @@ renamed as (
         idds_date(explant_date) as explant_date,
         idds_text(explant_reason) as explant_reason,
         _delivery_id,
-        {{ built_through(source('emr', 'idds_implants')) }} as _built_through,
+        _built_through,
     from source
 )
 

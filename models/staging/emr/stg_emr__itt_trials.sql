@@ -3,9 +3,7 @@
 with
 
 source as (
-    select * from {{ source('emr', 'itt_trials') }}
-    {{ incremental_keys(source('emr', 'itt_trials'), 'idds_text(trial_id)') }}
-    {{ latest_version('idds_text(trial_id)') }}
+    {{ latest_delivered('itt_trials', 'trial_id') }}
 ),
 
 renamed as (
@@ -19,7 +17,7 @@ renamed as (
             as dose_unit,
         idds_enum('trial_response', response) as response,
         _delivery_id,
-        {{ built_through(source('emr', 'itt_trials')) }} as _built_through,
+        _built_through,
     from source
 ),
 

@@ -3,9 +3,7 @@
 with
 
 source as (
-    select * from {{ source('emr', 'measurements') }}
-    {{ incremental_keys(source('emr', 'measurements'), 'idds_text(measurement_id)') }}
-    {{ latest_version('idds_text(measurement_id)') }}
+    {{ latest_delivered('measurements', 'measurement_id') }}
 ),
 
 renamed as (
@@ -23,7 +21,7 @@ renamed as (
         idds_enum('pain_site', value) as pain_site,
         idds_enum('yes_no', value) as yes_no,
         _delivery_id,
-        {{ built_through(source('emr', 'measurements')) }} as _built_through,
+        _built_through,
     from source
 ),
 

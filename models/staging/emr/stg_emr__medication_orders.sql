@@ -3,9 +3,7 @@
 with
 
 source as (
-    select * from {{ source('emr', 'medication_orders') }}
-    {{ incremental_keys(source('emr', 'medication_orders'), 'idds_text(order_id)') }}
-    {{ latest_version('idds_text(order_id)') }}
+    {{ latest_delivered('medication_orders', 'order_id') }}
 ),
 
 renamed as (
@@ -22,7 +20,7 @@ renamed as (
         idds_timestamp(start_time) as started_at,
         idds_timestamp(end_time) as ended_at,
         _delivery_id,
-        {{ built_through(source('emr', 'medication_orders')) }} as _built_through,
+        _built_through,
     from source
 )
 

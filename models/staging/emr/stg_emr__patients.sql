@@ -3,9 +3,7 @@
 with
 
 source as (
-    select * from {{ source('emr', 'patients') }}
-    {{ incremental_keys(source('emr', 'patients'), 'idds_text(patient_id)') }}
-    {{ latest_version('idds_text(patient_id)') }}
+    {{ latest_delivered('patients', 'patient_id') }}
 ),
 
 renamed as (
@@ -15,7 +13,7 @@ renamed as (
         idds_date(birth_date) as birth_date,
         idds_enum('insurance_type', insurance_type) as insurance_type,
         _delivery_id,
-        {{ built_through(source('emr', 'patients')) }} as _built_through,
+        _built_through,
     from source
 )
 

@@ -3,9 +3,7 @@
 with
 
 source as (
-    select * from {{ source('emr', 'procedures') }}
-    {{ incremental_keys(source('emr', 'procedures'), 'idds_text(procedure_id)') }}
-    {{ latest_version('idds_text(procedure_id)') }}
+    {{ latest_delivered('procedures', 'procedure_id') }}
 ),
 
 renamed as (
@@ -18,7 +16,7 @@ renamed as (
         idds_timestamp(start_time) as started_at,
         idds_timestamp(end_time) as ended_at,
         _delivery_id,
-        {{ built_through(source('emr', 'procedures')) }} as _built_through,
+        _built_through,
     from source
 )
 

@@ -3,9 +3,7 @@
 with
 
 source as (
-    select * from {{ source('emr', 'pump_programs') }}
-    {{ incremental_keys(source('emr', 'pump_programs'), 'idds_text(program_id)') }}
-    {{ latest_version('idds_text(program_id)') }}
+    {{ latest_delivered('pump_programs', 'program_id') }}
 ),
 
 renamed as (
@@ -19,7 +17,7 @@ renamed as (
         coalesce(idds_enum('daily_dose_unit', daily_dose_unit),
                  idds_enum('daily_dose_unit', idds_value_unit(daily_dose))) as daily_dose_unit,
         _delivery_id,
-        {{ built_through(source('emr', 'pump_programs')) }} as _built_through,
+        _built_through,
     from source
 ),
 

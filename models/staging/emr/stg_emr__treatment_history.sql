@@ -3,9 +3,7 @@
 with
 
 source as (
-    select * from {{ source('emr', 'treatment_history') }}
-    {{ incremental_keys(source('emr', 'treatment_history'), 'idds_text(history_id)') }}
-    {{ latest_version('idds_text(history_id)') }}
+    {{ latest_delivered('treatment_history', 'history_id') }}
 ),
 
 renamed as (
@@ -16,7 +14,7 @@ renamed as (
         -- month precision ("2021-03", "2021年3月") is the first of the month
         idds_month_date(start_date) as start_date,
         _delivery_id,
-        {{ built_through(source('emr', 'treatment_history')) }} as _built_through,
+        _built_through,
     from source
 )
 
