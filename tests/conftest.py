@@ -9,7 +9,7 @@ import pytest
 
 os.environ["IDDS_PSEUDONYM_KEY"] = "test-key-not-for-production-0001"
 
-from pipeline_helpers import run_cli, settings_under  # noqa: E402
+from pipeline_helpers import run_cli, settings_under, settings_with_landing  # noqa: E402
 
 from idds.settings import Settings, quiet_third_party_defaults  # noqa: E402
 
@@ -28,14 +28,7 @@ def prefect_harness():
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings whose every path lies in a temporary folder."""
-    return Settings(
-        landing=tmp_path / "landing",
-        warehouse=tmp_path / "warehouse.duckdb",
-        publish=tmp_path / "analyst.duckdb",
-        reports=tmp_path / "reports",
-        work=tmp_path / "work",
-        key_file=tmp_path / "no-key-file",
-    )
+    return settings_under(tmp_path)
 
 
 @pytest.fixture(scope="session")
@@ -51,9 +44,6 @@ def paper_extract(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def pipeline_run(prefect_harness, paper_extract, tmp_path_factory):
     """One pipeline run over the paper extract, shared by the tests that only read it."""
-    import shutil
-
-    settings = settings_under(tmp_path_factory.mktemp("run"))
-    shutil.copytree(paper_extract / "landing", settings.landing)
+    settings = settings_with_landing(tmp_path_factory.mktemp("run"), paper_extract / "landing")
     code = run_cli(settings)
     return settings, code

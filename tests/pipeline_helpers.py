@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from idds.settings import Settings
@@ -22,3 +23,18 @@ def settings_under(root: Path) -> Settings:
         landing=root / "landing", warehouse=root / "warehouse.duckdb", publish=root / "analyst.duckdb",
         reports=root / "reports", work=root / "work", key_file=root / "no-key-file",
     )
+
+
+def settings_with_landing(root: Path, landing: Path) -> Settings:
+    """Paths under ``root`` with a copy of the delivery folders in ``landing``."""
+    settings = settings_under(root)
+    shutil.copytree(landing, settings.landing)
+    return settings
+
+
+def copy_of(source: Settings, root: Path) -> Settings:
+    """A copy of another run's landing folder, warehouse and analyst file under ``root``."""
+    settings = settings_with_landing(root, source.landing)
+    shutil.copy2(source.warehouse, settings.warehouse)
+    shutil.copy2(source.publish, settings.publish)
+    return settings

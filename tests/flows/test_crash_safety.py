@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from pipeline_helpers import settings_under
+from pipeline_helpers import copy_of, settings_with_landing
 
 pytestmark = pytest.mark.slow
 
@@ -58,13 +57,6 @@ def idds(settings, *extra: str, command: str = "run", env: dict | None = None,
     root = settings.warehouse.parent
     return subprocess.run(cli_args(settings, command, *extra), env=env or cli_env(root), cwd=root,
                           capture_output=True, text=True, timeout=timeout)
-
-
-def fresh_run_dir(root: Path, paper_extract: Path):
-    settings = settings_under(root)
-    root.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(paper_extract / "landing", settings.landing)
-    return settings
 
 
 FLOAT_TYPES = ("DOUBLE", "FLOAT", "REAL")
@@ -163,7 +155,7 @@ def crash_runs(prefect_harness, pipeline_run, paper_extract, tmp_path_factory) -
     baseline, code = pipeline_run
 
     def scenario(point: str):
-        settings = fresh_run_dir(root / point, paper_extract)
+        settings = settings_with_landing(root / point, paper_extract / "landing")
         t0 = time.monotonic()
         crashed = idds(settings, env=cli_env(settings.warehouse.parent, IDDS_FAULT=point))
         t1 = time.monotonic()
@@ -262,10 +254,7 @@ for line in sys.stdin:
 
 def test_a_second_run_exits_1_or_waits_and_a_reader_keeps_its_snapshot(crash_runs, tmp_path):
     source = crash_runs["baseline"]["settings"]
-    settings = settings_under(tmp_path)
-    shutil.copytree(source.landing, settings.landing)
-    shutil.copy2(source.warehouse, settings.warehouse)
-    shutil.copy2(source.publish, settings.publish)
+    settings = copy_of(source, tmp_path)
     # the cheapest run that publishes: one that resumes a run killed while publishing
     con = duckdb.connect(str(settings.warehouse))
     con.execute("update dq.dq_run set stage = 'publish'")

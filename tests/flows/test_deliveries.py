@@ -7,7 +7,7 @@ import shutil
 
 import duckdb
 import pytest
-from pipeline_helpers import run_cli, settings_under
+from pipeline_helpers import run_cli, settings_under, settings_with_landing
 from test_crash_safety import marts_differences
 from test_registry_pipeline import cohort_and_truth, compare_with_truth
 
@@ -31,8 +31,7 @@ def split_extract(tmp_path_factory):
 @pytest.fixture(scope="module")
 def one_go(prefect_harness, split_extract, tmp_path_factory):
     """All three deliveries taken in by one run (a full build)."""
-    settings = settings_under(tmp_path_factory.mktemp("one_go"))
-    shutil.copytree(split_extract / "landing", settings.landing)
+    settings = settings_with_landing(tmp_path_factory.mktemp("one_go"), split_extract / "landing")
     assert run_cli(settings) == 0
     return settings
 

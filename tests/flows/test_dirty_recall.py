@@ -4,13 +4,12 @@ the reported counts."""
 
 from __future__ import annotations
 
-import shutil
 from collections import defaultdict
 
 import duckdb
 import pandas as pd
 import pytest
-from pipeline_helpers import run_cli, settings_under
+from pipeline_helpers import run_cli, settings_with_landing
 
 pytestmark = pytest.mark.slow
 
@@ -21,9 +20,7 @@ def dirty_run(prefect_harness, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("dirty")
     generate(root / "extract", seed=11, profile="paper", dirty=True)
-    settings = settings_under(root / "run")
-    settings.landing.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(root / "extract" / "landing", settings.landing)
+    settings = settings_with_landing(root / "run", root / "extract" / "landing")
     code = run_cli(settings)
     defects = pd.read_csv(root / "extract" / "truth" / "defects.csv", dtype=str)
     return settings, code, defects

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from pipeline_helpers import run_cli, settings_under
+from pipeline_helpers import copy_of, run_cli
 
 from idds.dbt import run_dbt
 
@@ -148,10 +146,7 @@ def test_a_second_run_without_new_data_loads_nothing_and_leaves_the_analyst_file
 
 def test_a_blocking_failure_exits_1_and_keeps_the_last_good_analyst_file(first_run, tmp_path):
     source, _ = first_run
-    settings = settings_under(tmp_path)
-    shutil.copytree(source.landing, settings.landing)
-    shutil.copy2(source.warehouse, settings.warehouse)
-    shutil.copy2(source.publish, settings.publish)
+    settings = copy_of(source, tmp_path)
     before = settings.publish.read_bytes()
     # a later delivery corrects one cohort patient's birth date to an impossible one
     con = duckdb.connect(str(settings.warehouse), read_only=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from pipeline_helpers import settings_under
+from pipeline_helpers import copy_of, settings_under
 
 NOWHERE = "http://127.0.0.1:9/api"  # no Prefect server listens here
 
@@ -22,13 +22,6 @@ def env_without_prefect(root: Path, **extra: str) -> dict[str, str]:
                 "PREFECT_HOME": str(root / "prefect-home"), **extra})
     return env
 
-
-def copy_of(source, root: Path):
-    settings = settings_under(root)
-    shutil.copytree(source.landing, settings.landing)
-    shutil.copy2(source.warehouse, settings.warehouse)
-    shutil.copy2(source.publish, settings.publish)
-    return settings
 
 
 def query(path: Path, sql: str, params: list | None = None):

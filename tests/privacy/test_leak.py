@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import tempfile
 import time
 import unicodedata
@@ -38,6 +37,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from pipeline_helpers import settings_with_landing
 
 from idds.settings import Settings
 
@@ -379,10 +379,7 @@ def dirty_run(prefect_harness, tmp_path_factory) -> CapturedRun:
 
     root = tmp_path_factory.mktemp("leak-dirty")
     generate(root / "extract", seed=11, profile="paper", deliveries=1, dirty=True)
-    settings = Settings(landing=root / "landing", warehouse=root / "warehouse.duckdb",
-                        publish=root / "analyst.duckdb", reports=root / "reports",
-                        work=root / "work", key_file=root / "no-key-file")
-    shutil.copytree(root / "extract" / "landing", settings.landing)
+    settings = settings_with_landing(root, root / "extract" / "landing")
     ids = collect_identifiers(settings.landing, root / "extract" / "truth")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
