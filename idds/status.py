@@ -21,6 +21,7 @@ while a run holds the warehouse), without the Prefect server.
 from __future__ import annotations
 
 import json
+import resource
 import sys
 import time
 import uuid
@@ -80,8 +81,6 @@ def set_stage(con: duckdb.DuckDBPyConnection, run_id: str, stage: str) -> None:
     """The run enters ``stage``: dq_run.stage, and a dq_run_stage row with the time and the
     process's peak memory so far (a stage's duration and whether it raised the peak are
     read off the next row)."""
-    import resource
-
     con.execute("update dq.dq_run set stage = ? where run_id = ?", [stage, run_id])
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     con.execute("insert into dq.dq_run_stage values (?, ?, ?, ?)", [run_id, stage, datetime.now(), peak_mb])
