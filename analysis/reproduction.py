@@ -15,11 +15,13 @@ import pandas as pd
 
 from . import paper as _paper
 from .formatting import fmt_median_iqr, fmt_number, fmt_p
+from .lost_values import lost_note
 
 __all__ = ["REPRODUCTION_COLUMNS", "reproduction"]
 
 REPRODUCTION_COLUMNS: tuple[str, ...] = (
     "source", "statistic", "paper_value", "pipeline_value", "matches", "note", "paper_key", "ic_ids",
+    "set_aside",
 )
 
 _TABLE_REQUIRED = ("paper_key", "display", "paper_display", "matches_paper", "note", "level", "n",
@@ -111,10 +113,11 @@ def reproduction(
 
     out: list[dict] = []
 
-    def add(pv: _paper.PaperValue, statistic: str, pipeline: str, matches: bool, extra: str = "") -> None:
+    def add(pv: _paper.PaperValue, statistic: str, pipeline: str, matches: bool, extra: str = "",
+            source: pd.Series | None = None) -> None:
         out.append(dict(source=pv.source, statistic=statistic, paper_value=pv.display,
                         pipeline_value=pipeline, matches=bool(matches), note=_note(pv, matches, extra),
-                        paper_key=pv.key, ic_ids=",".join(pv.ic)))
+                        paper_key=pv.key, ic_ids=",".join(pv.ic), set_aside=_lost(source)))
 
     fu_overall = summary.loc[(summary["analysis_set"] == "followup") & (summary["stratum"] == "overall")]
     t_row = pain.loc[pain["test"] == "paired_t"]
@@ -124,7 +127,7 @@ def reproduction(
         if key in by_key:
             for r in by_key[key]:
                 add(pv, _qualifier(r, pv), str(r["display"]), bool(r["matches_paper"]),
-                    extra=str(r["note"]) if not pv.ic else _strip_ic_prefix(str(r["note"])))
+                    extra=str(r["note"]) if not pv.ic else _strip_ic_prefix(str(r["note"])), source=r)
             continue
         if key in ("bmi_min", "bmi_max"):
             r = table_row("bmi")
@@ -132,7 +135,7 @@ def reproduction(
                 add(pv, pv.label, "", False, "not computed (Table 1 missing)")
                 continue
             v = float(r["min"] if key == "bmi_min" else r["max"])
-            add(pv, pv.label, fmt_number(v, 1), _paper.compare(key, value=v))
+            add(pv, pv.label, fmt_number(v, 1), _paper.compare(key, value=v), source=r)
         elif key == "ome_abstract":
             users = [r for r in by_key.get("ome", []) if str(r["level"]) == "opioid users"]
             if not users:
@@ -142,13 +145,13 @@ def reproduction(
             ok = _paper.compare(key, median=r["value"], q1=r["q1"], q3=r["q3"])
             add(pv, f"{pv.label} [opioid users, n = {int(r['n'])}]",
                 fmt_median_iqr(r["value"], r["q1"], r["q3"], 0), ok,
-                f"upper quartile {fmt_number(r['q3'], 1)} before rounding")
+                f"upper quartile {fmt_number(r['q3'], 1)} before rounding", source=r)
         elif key == "cohort_n":
             if not t3_status:
                 add(pv, pv.label, "", False, "not computed (Table 3 missing)")
                 continue
             n = int(t3_status[0]["denominator"])
-            add(pv, pv.label, str(n), _paper.compare(key, n=n))
+            add(pv, pv.label, str(n), _paper.compare(key, n=n), source=t3_status[0])
         elif key == "nrs_p":
             if t_row.empty:
                 add(pv, pv.label, "", False, "paired t-test missing")
@@ -156,7 +159,7 @@ def reproduction(
             p = float(t_row["p_value"].iloc[0])
             stat = t_row["statistic"].iloc[0] if "statistic" in t_row.columns else np.nan
             add(pv, pv.label, fmt_p(p), _paper.compare(key, p_value=p),
-                f"t = {fmt_number(stat, 2)}, p = {p:.2e}" if stat == stat else "")
+                f"t = {fmt_number(stat, 2)}, p = {p:.2e}" if stat == stat else "", source=t_row.iloc[0])
         elif key == "os_km":
             if fu_overall.empty:
                 add(pv, pv.label, "", False, "follow-up overall curve missing")
@@ -172,10 +175,18 @@ def reproduction(
                 extra += f"; median 95 % CI {fmt_number(r['median_ci_low'], 2)}\u2013" \
                          f"{fmt_number(r['median_ci_high'], 2)}"
             disp = fmt_median_iqr(med, t75, t25, 0) if np.isfinite([med, t75, t25]).all() else "NR"
-            add(pv, pv.label + " [Kaplan-Meier, follow-up set]", disp, ok, extra)
+            add(pv, pv.label + " [Kaplan-Meier, follow-up set]", disp, ok, extra, source=r)
         else:
             add(pv, pv.label, "", False, "not computed by the pipeline")
     return pd.DataFrame(out, columns=list(REPRODUCTION_COLUMNS)).astype({"matches": bool})
+
+
+def _lost(row: pd.Series | None) -> str:
+    """The statistic's set-aside footnote, from its source row (tables, pain, survival)."""
+    if row is None or "n_set_aside" not in row.index:
+        return ""
+    n = row["n_set_aside"]
+    return lost_note(int(n), str(row["set_aside_checks"])) if n == n and n else ""
 
 
 def _strip_ic_prefix(note: str) -> str:

@@ -229,11 +229,12 @@ def survival_sets(df: pd.DataFrame, strata: Sequence[str] | None = None) -> Surv
     require_columns(df, _BASE_COLUMNS, where)
     days = _os_days(df, where)
     event = as_numeric(df["os_event"], where)
-    if event.isna().any() or not set(event.unique()) <= {0.0, 1.0}:
+    # a survival time or event set aside (NULL) leaves the patient out of both sets
+    known = (days.notna() & event.notna()).to_numpy()
+    if not known.all():
+        df, days, event = df.loc[known], days.loc[known], event.loc[known]
+    if not set(event.unique()) <= {0.0, 1.0}:
         raise ValueError(f"{where}: column 'os_event' must hold 0/1 for every patient")
-    if days.isna().any():
-        raise ValueError(f"{where}: survival time ('os_days') is missing for "
-                         f"{int(days.isna().sum())} patient(s)")
     if (days < 0).any():
         raise ValueError(f"{where}: survival time ('os_days') is negative for some patients")
     status = as_text(df["followup_status"]).map(lambda v: v.lower() if isinstance(v, str) else v)

@@ -11,7 +11,7 @@ from prefect.tasks import exponential_backoff
 
 from idds.dq import ensure_dq_schema
 from idds.ingest.files import DeliveryRefused, discover
-from idds.ingest.load import ensure_raw_tables, is_new, load_delivery
+from idds.ingest.load import ReconciliationError, ensure_raw_tables, is_new, load_delivery
 from idds.mapping import load_mapping
 from idds.pseudonym import load_key
 from idds.settings import Settings
@@ -57,6 +57,8 @@ def load_delivery_task(settings: Settings, run_id: str, delivery_id: str) -> dic
                 files = load_delivery(con, run_id, delivery, mapping, work)
             except DeliveryRefused as exc:
                 return {"delivery_id": delivery_id, "status": "refused", "message": str(exc)}
+            except ReconciliationError as exc:  # rolled back: nothing of the delivery stays
+                return {"delivery_id": delivery_id, "status": "unreconciled", "message": str(exc)}
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return {
@@ -72,7 +74,8 @@ def load_delivery_task(settings: Settings, run_id: str, delivery_id: str) -> dic
 
 @flow(name="ingest-deliveries")
 def ingest_deliveries(run_id: str, landing: str | None = None, warehouse: str | None = None) -> list[dict]:
-    """Load each new delivery in order; a refused delivery is reported, the rest go on."""
+    """Load each new delivery in order; a refused delivery is reported, the rest go on. A
+    delivery whose records do not reconcile stops the ingest (the run cannot be trusted)."""
     logger = get_run_logger()
     settings = Settings().with_overrides(landing=landing, warehouse=warehouse)
     new = find_new_deliveries(settings)
@@ -81,6 +84,10 @@ def ingest_deliveries(run_id: str, landing: str | None = None, warehouse: str | 
     results = []
     for delivery_id in new:
         result = load_delivery_task(settings, run_id, delivery_id)
+        if result["status"] == "unreconciled":
+            logger.error(result["message"])
+            results.append(result)
+            break
         if result["status"] == "refused":
             logger.warning(result["message"])
         else:

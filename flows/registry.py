@@ -15,7 +15,13 @@ from prefect import flow, get_run_logger, runtime, task
 
 from flows.ingest import TRANSIENT_RETRIES, ingest_deliveries
 from idds import __version__
-from idds.checks import blocking_failures, load_waivers, record_failed_rows, settle_results
+from idds.checks import (
+    blocking_failures,
+    load_waivers,
+    record_failed_rows,
+    release_policy,
+    settle_results,
+)
 from idds.dbt import build_fingerprint, run_dbt
 from idds.dq import ensure_dq_schema, record_check_result
 from idds.gx_runner import run_checkpoint
@@ -26,6 +32,7 @@ from idds.publish import publish
 from idds.report.study import build_study_report
 from idds.report.validation import build_validation_report
 from idds.runlock import pause_point, run_lock
+from idds.setaside import apply_set_asides, collect_set_asides, verdict_message
 from idds.settings import Settings
 from idds.status import (
     TransientError,
@@ -87,7 +94,8 @@ def start_run(settings: Settings, run_id: str, resume: bool = False, restart: st
         if resume:
             redo_checks = restart in ("ingest", "build")
             if redo_checks:
-                con.execute("delete from dq.dq_check_result where run_id = ? and engine <> 'pandera'", [run_id])
+                con.execute("delete from dq.dq_check_result where run_id = ? and engine <> 'pandera' "
+                            "and check_id <> 'pipeline.reconciliation.identity'", [run_id])
                 con.execute("delete from dq.dq_failed_row where run_id = ?", [run_id])
             con.execute(
                 "update dq.dq_run set flow_run_id = ?, ended_at = null, status = 'running', "
@@ -109,12 +117,12 @@ def start_run(settings: Settings, run_id: str, resume: bool = False, restart: st
 def recall_verdict(settings: Settings, run_id: str) -> dict:
     """A run resumed after its verdict: the verdict, blocking checks and reports it had."""
     with connect(settings.warehouse, load_key(settings)) as con:
-        verdict, reports, deliveries = con.execute(
-            "select verdict, reports, deliveries from dq.dq_run where run_id = ?", [run_id]).fetchall()[0]
+        verdict, reports, deliveries, message, cohort_n, n_values = con.execute(
+            "select verdict, reports, deliveries, message, cohort_n, values_set_aside from dq.dq_run "
+            "where run_id = ?", [run_id]).fetchall()[0]
         failing = blocking_failures(con, run_id)
-    message = ("Blocked by " + ", ".join(failing[:10]) + "; the analyst file keeps the last good run."
-               if failing else None)
-    return {"verdict": verdict, "blocking": failing, "message": message,
+    return {"verdict": verdict, "blocking": failing, "message": message, "cohort_n": cohort_n,
+            "values_set_aside": n_values or 0,
             "reports": json.loads(reports) if reports else {},
             "deliveries": json.loads(deliveries) if deliveries else []}
 
@@ -128,6 +136,21 @@ def record_deliveries(settings: Settings, run_id: str) -> list[str]:
             "order by delivery_id", [run_id]).fetchall()]
         con.execute("update dq.dq_run set deliveries = ? where run_id = ?", [json.dumps(ids), run_id])
     return ids
+
+
+@task(name="record_reconciliation", **TRANSIENT_RETRIES)
+def record_reconciliation(settings: Settings, run_id: str, ingested: list[dict]) -> None:
+    """pipeline.reconciliation.identity: every delivered record loaded, quarantined or a
+    duplicate, in every delivery of the run (a break blocks the run)."""
+    broken = [r["message"] for r in ingested if r["status"] == "unreconciled"]
+    with connect(settings.warehouse, load_key(settings)) as con:
+        con.execute("delete from dq.dq_check_result where run_id = ? and check_id = ?",
+                    [run_id, "pipeline.reconciliation.identity"])
+        record_check_result(
+            con, run_id, "pipeline.reconciliation.identity", "pipeline", len(broken), len(ingested),
+            detail=("The records of a delivery do not reconcile: " + broken[0] + " Nothing of that "
+                    "delivery (or any later one) was loaded." if broken else
+                    "Every delivered record is loaded, quarantined or a duplicate."))
 
 
 @contextmanager
@@ -216,8 +239,11 @@ def validate_marts(settings: Settings, run_id: str, reports_dir: str) -> dict:
 
 @task(name="decide_verdict", **TRANSIENT_RETRIES)
 def decide_verdict(settings: Settings, run_id: str) -> dict:
-    """Settle every result (catalogue thresholds, severities, waivers); blocked when a
-    blocking check failed. Returns the verdict and the failing ids."""
+    """Set aside the values that blocking checks found wrong in the cohort (waivers
+    restore them), check the run-level conditions, settle every result (catalogue
+    thresholds, severities, waivers); blocked only when a run-level check failed.
+    One transaction: a run killed here redoes the whole step."""
+    waivers = load_waivers()
     with connect(settings.warehouse, load_key(settings)) as con:
         set_stage(con, run_id, "verdict")
         con.execute("begin transaction")
@@ -228,17 +254,16 @@ def decide_verdict(settings: Settings, run_id: str) -> dict:
                    coalesce(record_key, delivery_id || '/' || source_file || ':' || line_number), reasons
             from dq.quarantine where run_id = ?
             """, [run_id])
-        settle_results(con, run_id, load_waivers())
+        collect_set_asides(con, run_id, waivers)
+        released = apply_set_asides(con, run_id, release_policy())
+        settle_results(con, run_id, waivers)
         failing = blocking_failures(con, run_id)
         verdict = "blocked" if failing else "allowed"
-        message = (
-            "Blocked by " + ", ".join(failing[:10]) + "; the analyst file keeps the last good run."
-            if failing else None
-        )
+        message = verdict_message(con, run_id, failing, released)
         con.execute("update dq.dq_run set verdict = ?, message = ? where run_id = ?",
                     [verdict, message, run_id])
         con.execute("commit")
-    return {"verdict": verdict, "blocking": failing, "message": message}
+    return {"verdict": verdict, "blocking": failing, "message": message, **released}
 
 
 def _order_cohort_rows(con) -> None:
@@ -373,6 +398,7 @@ def _work(settings: Settings, run_id: str, resumed: bool, plan: dict, logger) ->
             _stage(settings, run_id, "ingest")
             shutil.rmtree(settings.work / "ingest", ignore_errors=True)  # working copies a killed run left
             ingested = ingest_deliveries(run_id, str(settings.landing), str(settings.warehouse))
+            record_reconciliation(settings, run_id, ingested)
             deliveries = record_deliveries(settings, run_id)
         if due("build"):
             built = build_models(settings, run_id)
@@ -418,6 +444,9 @@ def _work(settings: Settings, run_id: str, resumed: bool, plan: dict, logger) ->
         "study_report": reports.get("study"),
         "analyst_file": str(settings.publish) if published else None,
         "gx": gx_summary,
+        "message": verdict["message"],
+        "cohort_n": verdict.get("cohort_n"),
+        "values_set_aside": verdict.get("values_set_aside", 0),
     }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache
 from importlib import resources
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import duckdb
 import yaml
+
+from idds.settings import env_override
 
 EXPIRING_DAYS = 14
 SETTLED = ("error", "not_applicable")
@@ -28,6 +31,30 @@ WAIVERS_ENV = "IDDS_WAIVERS"
 def catalogue() -> dict:
     text = resources.files("expectations").joinpath("catalogue.yml").read_text(encoding="utf-8")
     return yaml.safe_load(text)
+
+
+@dataclass(frozen=True)
+class ReleasePolicy:
+    """Run-level thresholds: the catalogue's ``release`` section, overridable in the
+    environment (IDDS_MAX_PRIMARY_SET_ASIDE_SHARE, IDDS_MAX_COHORT_SHRINK_SHARE,
+    IDDS_SHARE_MIN_ROWS)."""
+
+    primary_variables: tuple[str, ...]
+    max_primary_set_aside_share: float
+    max_cohort_shrink_share: float
+    share_min_rows: int
+
+
+def release_policy() -> ReleasePolicy:
+    cfg = catalogue()["release"]
+    return ReleasePolicy(
+        primary_variables=tuple(cfg["primary_variables"]),
+        max_primary_set_aside_share=env_override(
+            "IDDS_MAX_PRIMARY_SET_ASIDE_SHARE", float(cfg["max_primary_set_aside_share"]), float),
+        max_cohort_shrink_share=env_override(
+            "IDDS_MAX_COHORT_SHRINK_SHARE", float(cfg["max_cohort_shrink_share"]), float),
+        share_min_rows=env_override("IDDS_SHARE_MIN_ROWS", int(cfg["share_min_rows"]), int),
+    )
 
 
 def describe(check_id: str, engine: str | None = None) -> dict:
@@ -56,11 +83,14 @@ def thresholds(entry: dict) -> dict:
     return out
 
 
-def status_for(entry: dict, failed: int, tested: int | None, in_cohort: int | None) -> str:
+def status_for(entry: dict, failed: int, tested: int | None, in_cohort: int | None,
+               share_min_rows: int = 1) -> str:
     """pass / pass_with_violations / warn / fail for a result with ``failed`` violations.
 
     For blocking checks that report which violations touch the analytic cohort, only those
-    can make the check fail; the others can at most warn.
+    can make the check fail; the others can at most warn. A share threshold (``*_pct``)
+    counts only from ``share_min_rows`` violations on: one broken record in a 20-record
+    file is 5 % of it, and a warning, not a failure.
     """
     if not failed:
         return "pass"
@@ -71,7 +101,7 @@ def status_for(entry: dict, failed: int, tested: int | None, in_cohort: int | No
 
     def reaches(n, p, count_limit, pct_limit):
         return (count_limit is not None and n >= count_limit) or (
-            pct_limit is not None and p is not None and p >= pct_limit)
+            pct_limit is not None and p is not None and p >= pct_limit and n >= share_min_rows)
 
     if counted and reaches(counted, counted_pct, limits["fail_count"], limits["fail_pct"]):
         return "fail"
@@ -79,6 +109,11 @@ def status_for(entry: dict, failed: int, tested: int | None, in_cohort: int | No
             in_cohort is not None and entry.get("severity") == "blocking"):
         return "warn"
     return "pass_with_violations"
+
+
+def waivers_path() -> str:
+    """Where the steward's waivers are read from (for the reports' what-to-do)."""
+    return os.environ.get(WAIVERS_ENV) or "expectations/waivers.yml"
 
 
 def load_waivers(path: Path | None = None) -> list[dict]:
@@ -137,12 +172,22 @@ def settle_results(con: duckdb.DuckDBPyConnection, run_id: str, waivers: list[di
                      w.get("created"), w["expires"], state])
         if state != "expired":
             live.setdefault(w["check_id"], []).append(w)
+    min_rows = release_policy().share_min_rows
     results = con.execute(
         "select rowid, check_id, engine, status, rows_failed, rows_tested, rows_in_cohort "
         "from dq.dq_check_result where run_id = ?", [run_id]).fetchall()
     for rowid, cid, engine, status, failed, tested, in_cohort in results:
-        if status not in SETTLED:
-            status = status_for(describe(cid, engine), int(failed or 0), tested, in_cohort)
+        entry = describe(cid, engine)
+        if entry.get("sets_aside") and status not in SETTLED and failed:
+            # violations in the cohort are set aside (or waived), never a failure of the run
+            settled, patients = set_aside_status(con, run_id, cid)
+            con.execute("update dq.dq_check_result set rows_in_cohort = ? where rowid = ?", [patients, rowid])
+            if settled:
+                con.execute("update dq.dq_check_result set status = ? where rowid = ?", [settled, rowid])
+                continue
+            status = status_for(entry, int(failed), tested, 0, min_rows)
+        elif status not in SETTLED:
+            status = status_for(entry, int(failed or 0), tested, in_cohort, min_rows)
         if status in ("warn", "fail", "pass_with_violations") and cid in live:
             keys = {w.get("record_key") for w in live[cid]}
             if None in keys:
@@ -154,6 +199,24 @@ def settle_results(con: duckdb.DuckDBPyConnection, run_id: str, waivers: list[di
                 if failing and failing <= keys:
                     status = "waived"
         con.execute("update dq.dq_check_result set status = ? where rowid = ?", [status, rowid])
+
+
+def set_aside_status(con: duckdb.DuckDBPyConnection, run_id: str, check_id: str) -> tuple[str | None, int]:
+    """('set_aside' | 'waived' | None, cohort patients touched) of a check that sets values
+    aside (dq.dq_set_aside, written by idds.setaside before the results are settled)."""
+    exists = con.execute("select count(*) from information_schema.tables where table_schema = 'dq' "
+                         "and table_name = 'dq_set_aside'").fetchall()[0][0]
+    if not exists:
+        return None, 0
+    active, waived = con.execute(
+        "select count(distinct patient_key) filter (where status = 'set_aside'), "
+        "count(distinct patient_key) filter (where status = 'waived') "
+        "from dq.dq_set_aside where run_id = ? and check_id = ?", [run_id, check_id]).fetchall()[0]
+    if active:
+        return "set_aside", int(active + waived)
+    if waived:
+        return "waived", int(waived)
+    return None, 0
 
 
 def blocking_failures(con: duckdb.DuckDBPyConnection, run_id: str) -> list[str]:

@@ -34,6 +34,7 @@ from analysis.figures import (
     km_figure,
     nrs_figure,
 )
+from analysis.lost_values import annotate_cox, annotate_pain, annotate_summary, annotate_table
 from analysis.pain import PAIN_RESPONSE_COLUMNS, pain_response
 from analysis.reproduction import REPRODUCTION_COLUMNS, reproduction
 from analysis.survival import (
@@ -64,6 +65,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 COHORT_TABLE = "marts.cohort_idds"
+SET_ASIDE_TABLE = "marts.cohort_set_aside"
 STATUS_MART = "outcome_status"
 
 #: Stratification variables of the survival marts (exploratory; those whose source
@@ -114,7 +116,7 @@ _TYPES: dict[str, str] = {
     "n_events": _BIGINT, "n_censored": _BIGINT, "n_groups": _BIGINT, "n_rows": _BIGINT,
     "n_zero_differences": _BIGINT, "n_improved": _BIGINT, "n_reduction_ge30": _BIGINT,
     "n_reduction_ge50": _BIGINT, "implant_year": _BIGINT, "change_from_previous": _BIGINT,
-    "matches_paper": _BOOLEAN, "matches": _BOOLEAN, "violated": _BOOLEAN,
+    "matches_paper": _BOOLEAN, "matches": _BOOLEAN, "violated": _BOOLEAN, "n_set_aside": _BIGINT,
 }
 _DOUBLE_NAMES = {
     "value", "sd", "q1", "q3", "value_type7", "q1_type7", "q3_type7", "min", "max",
@@ -202,6 +204,7 @@ def _cox_frames(cohort: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def compute_outcomes_with_status(
     cohort: pd.DataFrame,
+    set_aside: pd.DataFrame | None = None,
 ) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
     """Every outcome mart that can be computed, and why the others could not.
 
@@ -210,6 +213,10 @@ def compute_outcomes_with_status(
     cohort : pandas.DataFrame
         The cohort frame (one row per included patient; columns of
         ``docs/cohort_variables.md``). Never modified.
+    set_aside : pandas.DataFrame, optional
+        ``marts.cohort_set_aside`` (values the data-quality rules set aside): tables 1-3,
+        pain response, survival summaries and Cox models get ``n_set_aside`` and
+        ``set_aside_checks`` per statistic (see :mod:`analysis.lost_values`).
 
     Returns
     -------
@@ -234,18 +241,19 @@ def compute_outcomes_with_status(
             log.warning("Outcome mart %s skipped: %s", name, skipped[name])
 
     strata = tuple(available_strata(cohort)) if not cohort.empty else ()
-    attempt("table1", lambda: table1(cohort))
-    attempt("table2", lambda: table2(cohort))
-    attempt("table3", lambda: table3(cohort))
-    attempt("pain_response", lambda: pain_response(cohort))
+    attempt("table1", lambda: annotate_table(table1(cohort), set_aside))
+    attempt("table2", lambda: annotate_table(table2(cohort), set_aside))
+    attempt("table3", lambda: annotate_table(table3(cohort), set_aside))
+    attempt("pain_response", lambda: annotate_pain(pain_response(cohort), set_aside))
     attempt("survival_km", lambda: km_curves(cohort, strata=strata))
-    attempt("survival_summary", lambda: km_summary(cohort, strata=strata))
+    attempt("survival_summary", lambda: annotate_summary(km_summary(cohort, strata=strata), set_aside))
     attempt("survival_logrank", lambda: logrank_tests(cohort, strata=strata))
     cox: dict[str, pd.DataFrame] = {}
 
     def cox_part(part: int) -> pd.DataFrame:
         if not cox:
             cox["model"], cox["ph"] = _cox_frames(cohort)
+            cox["model"] = annotate_cox(cox["model"], set_aside)
         return cox["model" if part == 0 else "ph"]
 
     attempt("cox_model", lambda: cox_part(0))
@@ -336,6 +344,13 @@ def read_cohort(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
     return con.execute(f"select * from {COHORT_TABLE} order by all").df()  # a deterministic order
 
 
+def read_set_aside(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
+    """``marts.cohort_set_aside`` as a frame, or None when the table is missing."""
+    if not _table_exists(con, SET_ASIDE_TABLE):
+        return None
+    return con.execute(f"select * from {SET_ASIDE_TABLE} order by all").df()
+
+
 def write_outcome_marts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     """Compute and replace the outcome marts; return the row count of each mart written.
 
@@ -358,7 +373,7 @@ def write_outcome_marts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     if cohort is None:
         marts, skipped = {}, {m: f"{COHORT_TABLE} is missing" for m in OUTCOME_MARTS}
     else:
-        marts, skipped = compute_outcomes_with_status(cohort)
+        marts, skipped = compute_outcomes_with_status(cohort, read_set_aside(con))
     counts: dict[str, int] = {}
     status_rows = []
     con.execute("begin transaction")

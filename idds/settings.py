@@ -33,6 +33,17 @@ def quiet_third_party_defaults() -> None:
         os.environ.setdefault(name, value)
 
 
+def env_override(name: str, default, kind=str):
+    """The environment's value of ``name`` converted by ``kind``, else ``default``."""
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return kind(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from exc
+
+
 def _env_path(name: str, default: str) -> Path:
     return Path(os.environ.get(name) or default).expanduser()
 

@@ -33,7 +33,8 @@ import duckdb
 
 from idds.runlock import holder, running_pid
 
-RUN_COLUMNS = {"stage": "varchar", "attempts": "integer", "reports": "json", "build_fingerprint": "varchar"}
+RUN_COLUMNS = {"stage": "varchar", "attempts": "integer", "reports": "json", "build_fingerprint": "varchar",
+               "cohort_n": "bigint", "values_set_aside": "bigint"}
 UNFINISHED = ("running", "interrupted", "failed")
 
 

@@ -29,6 +29,7 @@ import jinja2
 import pandas as pd
 
 from analysis.formatting import fmt_number
+from analysis.lost_values import lost_note
 from analysis.paper import INCONSISTENCIES, PAPER
 from idds import __version__
 from idds.outcomes import FIGURES, OUTCOME_MARTS, STATUS_MART, read_cohort, save_figures
@@ -202,7 +203,25 @@ def _strip_ic_lead(note: str) -> str:
     return re.sub(r"^(?:IC-\d\d[/,]?)+\s*;?\s*", "", note)
 
 
-def _table_section(frame: pd.DataFrame | None) -> dict:
+class Footnotes:
+    """Numbered footnotes for the statistics that lost values to set-asides: one number per
+    distinct text, in order of first use."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def mark(self, row: dict) -> int | None:
+        n = row.get("n_set_aside")
+        if _missing(n) or not n:
+            return None
+        text = (f"n excludes {lost_note(int(n), _text(row.get('set_aside_checks')))}; "
+                "see the Set aside section of the validation report.")
+        if text not in self.texts:
+            self.texts.append(text)
+        return self.texts.index(text) + 1
+
+
+def _table_section(frame: pd.DataFrame | None, notes: Footnotes) -> dict:
     if frame is None or frame.empty:
         return {"available": False, "sections": [], "n_compared": 0, "n_match": 0}
     sections: list[dict] = []
@@ -226,6 +245,7 @@ def _table_section(frame: pd.DataFrame | None) -> dict:
             "mark": mark,
             "ic_ids": ic_ids.split(",") if ic_ids else [],
             "note": _strip_ic_lead(_text(r.get("note"))),
+            "fn": notes.mark(r),
         }
         if not sections or sections[-1]["name"] != r.get("section"):
             sections.append({"name": _text(r.get("section")), "rows": []})
@@ -233,7 +253,7 @@ def _table_section(frame: pd.DataFrame | None) -> dict:
     return {"available": True, "sections": sections, "n_compared": n_compared, "n_match": n_match}
 
 
-def _pain_section(frame: pd.DataFrame | None, paper_p: str) -> dict:
+def _pain_section(frame: pd.DataFrame | None, paper_p: str, notes: Footnotes) -> dict:
     if frame is None or frame.empty:
         return {"available": False}
     rows = []
@@ -253,6 +273,7 @@ def _pain_section(frame: pd.DataFrame | None, paper_p: str) -> dict:
             "p_exact": _p_exact(r.get("p_value")),
             "effect": f"{_text(r.get('effect_size_name'))} = {_num(r.get('effect_size'), 2)}",
             "paper_p": paper_p if is_t else "not reported",
+            "fn": notes.mark(r),
         })
         if resp is None and not _missing(r.get("n_improved")):
             n = r.get("n")
@@ -288,7 +309,7 @@ def _km_points(km: pd.DataFrame | None, analysis_set: str) -> list[dict]:
 
 
 def _survival_section(summary: pd.DataFrame | None, km: pd.DataFrame | None,
-                      logrank: pd.DataFrame | None, paper_os: str) -> dict:
+                      logrank: pd.DataFrame | None, paper_os: str, notes: Footnotes) -> dict:
     if summary is None or summary.empty:
         return {"available": False, "overall": [], "strata": [], "points": {}}
     overall = []
@@ -298,6 +319,7 @@ def _survival_section(summary: pd.DataFrame | None, km: pd.DataFrame | None,
             "set": "Follow-up set (the paper's)" if fu else "All included patients (sensitivity, IC-11)",
             "analysis_set": r["analysis_set"],
             "n": _int(r.get("n")), "events": _int(r.get("n_events")), "censored": _int(r.get("n_censored")),
+            "fn": notes.mark(r),
             "display": _text(r.get("display")),
             "median": _q(r.get("median_months")),
             "median_ci": f"{_q(r.get('median_ci_low'))}–{_q(r.get('median_ci_high'))}",
@@ -343,12 +365,15 @@ def _survival_section(summary: pd.DataFrame | None, km: pd.DataFrame | None,
     )
     grid = [{"label": label, "followup": by_set.get("followup", {}).get(key, "–"),
              "sensitivity": by_set.get("sensitivity", {}).get(key, "–"), "paper": paper or "not reported",
-             "key": key} for label, key, paper in fields]
+             "key": key,
+             "fn_followup": by_set.get("followup", {}).get("fn") if key == "n" else None,
+             "fn_sensitivity": by_set.get("sensitivity", {}).get("fn") if key == "n" else None}
+            for label, key, paper in fields]
     return {"available": True, "overall": overall, "grid": grid, "strata": strata,
             "points": {s: _km_points(km, s) for s in ("followup", "sensitivity")}}
 
 
-def _cox_section(model: pd.DataFrame | None, ph: pd.DataFrame | None) -> dict:
+def _cox_section(model: pd.DataFrame | None, ph: pd.DataFrame | None, notes: Footnotes) -> dict:
     if model is None or model.empty:
         return {"available": False, "models": []}
     models = []
@@ -364,7 +389,7 @@ def _cox_section(model: pd.DataFrame | None, ph: pd.DataFrame | None) -> dict:
         models.append({
             "analysis_set": aset,
             "set": "Follow-up set" if aset == "followup" else "All included patients (sensitivity)",
-            "n": _int(first.get("n")), "events": _int(first.get("n_events")),
+            "n": _int(first.get("n")), "events": _int(first.get("n_events")), "fn": notes.mark(first),
             "concordance": _num(first.get("concordance"), 2),
             "rows": [{"label": r["label"], "hr": _text(r.get("display")), "p": _text(r.get("p_display")),
                       "coef": _num(r.get("coef"), 3), "se": _num(r.get("se"), 3)} for r in recs],
@@ -389,6 +414,7 @@ def _implants_section(frame: pd.DataFrame | None) -> dict:
 
 
 def _reproduction_section(frame: pd.DataFrame | None) -> dict:
+    """The reproduction mart; a statistic that lost values says so beside its note."""
     if frame is None or frame.empty:
         return {"available": False, "rows": []}
     rows = []
@@ -399,7 +425,7 @@ def _reproduction_section(frame: pd.DataFrame | None) -> dict:
             {"cls": "nc", "text": "not computed", "title": "the pipeline could not compute it in this run"}
         rows.append({"source": _text(r.get("source")), "statistic": _text(r.get("statistic")),
                      "paper": _text(r.get("paper_value")), "ours": ours or "—",
-                     "mark": mark, "note": _text(r.get("note"))})
+                     "mark": mark, "note": _text(r.get("note")), "set_aside": _text(r.get("set_aside"))})
     total = len(rows)
     count = {c: sum(r["mark"]["cls"] == c for r in rows) for c in ("ok", "flag", "bad", "nc")}
     return {"available": True, "rows": rows, "total": total, "ok": count["ok"], "flagged": count["flag"],
@@ -472,6 +498,17 @@ def _replace_dir(src: Path, dst: Path) -> None:
     tmp.rename(dst)
 
 
+def _set_aside_summary(con: duckdb.DuckDBPyConnection) -> dict | None:
+    """How many values the analysis did not use (marts.cohort_set_aside), by variable."""
+    frame = _read_mart(con, "cohort_set_aside")
+    if frame is None or frame.empty:
+        return None
+    by_var = frame.groupby("variable")["patient_key"].nunique().sort_values(ascending=False)
+    return {"values": len(frame), "patients": int(frame["patient_key"].nunique()),
+            "checks": sorted(frame["check_id"].unique()),
+            "by_variable": [(v, int(n)) for v, n in by_var.items()]}
+
+
 def build_study_report(con: duckdb.DuckDBPyConnection, run_id: str, reports_dir: Path) -> Path:
     """Write ``<reports>/<run_id>/study.html`` with its figures and copy both to ``latest/``.
 
@@ -520,10 +557,12 @@ def build_study_report(con: duckdb.DuckDBPyConnection, run_id: str, reports_dir:
 
     paper_os = PAPER["os_km"].display if "os_km" in PAPER else "3 (2–6)"
     paper_p = PAPER["nrs_p"].display if "nrs_p" in PAPER else "<0.001"
-    tables = {name: _table_section(marts[name]) for name in ("table1", "table2", "table3")}
+    notes = Footnotes()
+    tables = {name: _table_section(marts[name], notes) for name in ("table1", "table2", "table3")}
+    pain = _pain_section(marts["pain_response"], paper_p, notes)
     survival = _survival_section(marts["survival_summary"], marts["survival_km"],
-                                 marts["survival_logrank"], paper_os)
-    pain = _pain_section(marts["pain_response"], paper_p)
+                                 marts["survival_logrank"], paper_os, notes)
+    cox = _cox_section(marts["cox_model"], marts["cox_ph_test"], notes)
     reproduction = _reproduction_section(marts["reproduction"])
     applies, not_assessed = _inconsistencies(marts)
 
@@ -550,7 +589,7 @@ def build_study_report(con: duckdb.DuckDBPyConnection, run_id: str, reports_dir:
         citation=CITATION, overview=overview, availability=availability,
         missing=[a for a in availability if a["state"] != "ok"], cohort_present=cohort is not None,
         tables=tables, pain=pain, survival=survival,
-        cox=_cox_section(marts["cox_model"], marts["cox_ph_test"]),
+        cox=cox, footnotes=notes.texts, set_aside=_set_aside_summary(con),
         implants=_implants_section(marts["implants_by_year"]), reproduction=reproduction,
         inconsistencies=applies, not_assessed=not_assessed, figures=figures,
         stratum_figures=stratum_figures,

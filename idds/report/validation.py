@@ -38,6 +38,7 @@ from typing import Any
 import duckdb
 import jinja2
 
+from idds.checks import waivers_path
 from idds.publish import masked_quarantine_sql
 from idds.report.format import count, percent, short_hash, threshold_pct, violations
 
@@ -52,10 +53,10 @@ DATA_DOCS = "../data_docs/index.html"
 BLOCKING_ENGINES = ("dbt", "gx", "pipeline")
 
 # statuses, worst first; the rank orders them (higher is worse)
-STATUSES = ("error", "fail", "warn", "waived", "pass_with_violations", "pass", "not_applicable")
+STATUSES = ("error", "fail", "warn", "set_aside", "waived", "pass_with_violations", "pass", "not_applicable")
 RANK = {s: len(STATUSES) - i for i, s in enumerate(STATUSES)}  # error 7 ... not_applicable 1
 UNKNOWN_RANK = RANK["waived"]
-PROBLEM = ("warn", "fail", "error")  # a "failure" for the changes section
+PROBLEM = ("warn", "set_aside", "fail", "error")  # a "failure" for the changes section
 SEVERITIES = ("blocking", "warning", "info", "unclassified")
 KAHN_ROWS = (
     ("conformance", "value"), ("conformance", "relational"), ("conformance", "computational"),
@@ -551,6 +552,35 @@ def _waivers(con: duckdb.DuckDBPyConnection, run: dict, results: list[dict]) -> 
     return {"groups": groups, "reference": ref, "total": len(rows), "horizon": EXPIRING_DAYS}
 
 
+def _set_aside(con: duckdb.DuckDBPyConnection, run_id: str, waivers_file: str) -> dict:
+    """The values set aside in the run (and those a waiver restored), with what to do."""
+    if not _table_columns(con, "dq", "dq_set_aside"):
+        return {"rows": [], "active": 0, "waived": 0, "patients": 0, "by_variable": [], "waivers_file": waivers_file}
+    rows = _rows(con, """
+        select s.patient_key, s.variable, s.check_id, s.value, s.status, s.first_seen_run_id, s.source,
+               s.waiver_owner, s.waiver_expires, c.description, c.what_to_do
+        from dq.dq_set_aside s left join dq.dq_check c using (check_id)
+        where s.run_id = ? order by s.status, s.check_id, s.patient_key, s.variable""", [run_id])
+    for r in rows:
+        r["waiver_expired"] = r["status"] == "set_aside" and r["waiver_owner"] is not None
+        r["since_this_run"] = r["first_seen_run_id"] == run_id
+        r["waiver_yaml"] = (f"- check_id: {r['check_id']}\n  record_key: {r['patient_key']}\n"
+                            f"  reason: value confirmed with the source record\n  owner: <your name>\n"
+                            f"  expires: {date.today().replace(year=date.today().year + 1).isoformat()}")
+    by_variable: dict[str, set] = defaultdict(set)
+    for r in rows:
+        if r["status"] == "set_aside":
+            by_variable[r["variable"]].add(r["patient_key"])
+    return {
+        "rows": rows,
+        "active": sum(r["status"] == "set_aside" for r in rows),
+        "waived": sum(r["status"] == "waived" for r in rows),
+        "patients": len({r["patient_key"] for r in rows if r["status"] == "set_aside"}),
+        "by_variable": sorted(((v, len(k)) for v, k in by_variable.items()), key=lambda x: (-x[1], x[0])),
+        "waivers_file": waivers_file,
+    }
+
+
 def _impact(con: duckdb.DuckDBPyConnection) -> dict:
     out: dict[str, Any] = {"attrition": None, "attrition_missing": None, "risks": None, "risks_missing": None}
     columns = _table_columns(con, "marts", "cohort_attrition")
@@ -663,6 +693,7 @@ def build_validation_report(con: duckdb.DuckDBPyConnection, run_id: str, reports
         "filters": filters,
         "drills": [r for r in results if r["drill"]],
         "waivers": _waivers(con, run, results),
+        "set_aside": _set_aside(con, run_id, waivers_path()),
         "impact": _impact(con),
         "data_docs": DATA_DOCS,
         "sample_rows": SAMPLE_ROWS,

@@ -343,7 +343,7 @@ def test_provenance_names_the_flow_run_files_hashes_and_versions(built):
 def test_the_verdict_lists_the_blocking_failures(built):
     dom = Dom(built["html"])
     verdict = dom.one("section", id="verdict")
-    assert "Cohort build blocked" in Dom.text(verdict)
+    assert "Blocked: nothing published" in Dom.text(verdict)
     listed = {el["attrs"]["data-check"] for el in dom.find("tr") if verdict in el["parents"] and "data-check" in el["attrs"]}
     # catalogue severity blocking, plus failing dbt/pipeline checks without a catalogue row
     assert listed == {"R-DT-01", "gx.cohort_idds.age_years.range", "gx.cohort_idds.os_days.min",
