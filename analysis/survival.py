@@ -219,24 +219,26 @@ def survival_sets(df: pd.DataFrame, strata: Sequence[str] | None = None) -> Surv
     -------
     SurvivalSets
 
+    Patients whose survival time or event is missing (set aside by a data-quality rule)
+    or whose time is negative are left out of both sets.
+
     Raises
     ------
     ValueError
-        On a missing column, an ``os_event`` other than 0/1, a negative time, or
+        On a missing column, an ``os_event`` other than 0/1, or
         an empty follow-up set.
     """
     where = "survival_sets"
     require_columns(df, _BASE_COLUMNS, where)
     days = _os_days(df, where)
     event = as_numeric(df["os_event"], where)
-    # a survival time or event set aside (NULL) leaves the patient out of both sets
-    known = (days.notna() & event.notna()).to_numpy()
+    # a survival time or event set aside (NULL), or a negative time a steward waived, leaves
+    # the patient out of both sets: nothing can be estimated from it
+    known = (days.notna() & event.notna() & (days >= 0)).to_numpy()
     if not known.all():
         df, days, event = df.loc[known], days.loc[known], event.loc[known]
     if not set(event.unique()) <= {0.0, 1.0}:
         raise ValueError(f"{where}: column 'os_event' must hold 0/1 for every patient")
-    if (days < 0).any():
-        raise ValueError(f"{where}: survival time ('os_days') is negative for some patients")
     status = as_text(df["followup_status"]).map(lambda v: v.lower() if isinstance(v, str) else v)
 
     if strata is None:

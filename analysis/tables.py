@@ -356,11 +356,12 @@ def table1(df: pd.DataFrame) -> pd.DataFrame:
     sec = "Opioids and adjuvants"
     ome = as_numeric(df["baseline_ome_mg_per_day"], where)
     if "systemic_opioid_user" in df.columns:
-        user = as_bool(df["systemic_opioid_user"], where).fillna(False).astype(bool)
+        known = as_bool(df["systemic_opioid_user"], where)
     else:
-        user = (ome > 0)
+        known = (ome > 0).where(ome.notna())
+    user = known.fillna(False).astype(bool)  # a value set aside (missing) is no known user
     d_ome = int(ome.notna().sum())
-    t.cat(sec, "systemic_opioid_user", "yes", int(user.sum()), N, "systemic_opioid_user")
+    t.cat(sec, "systemic_opioid_user", "yes", int(user.sum()), int(known.notna().sum()), "systemic_opioid_user")
     t.median_iqr(sec, "baseline_ome_mg_per_day", "opioid users", ome[user], 0, "ome",
                  note=f"primary: median over the {int(user.sum())} opioid users")
     t.median_iqr(sec, "baseline_ome_mg_per_day", "all patients", ome, 0, "ome",

@@ -36,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--patients", type=int)
     synth.add_argument("--deliveries", type=int, default=1)
     synth.add_argument("--dirty", action="store_true")
+    synth.add_argument("--quirks", action="store_true",
+                       help="paper profile: also ordinary clinical recording errors on cohort patients, one "
+                            "in-cohort violation per reachable blocking check, logged in OUT/truth/quirks.csv")
     serve = sub.add_parser("serve", help="serve the pipeline on a schedule (Prefect deployment)")
     serve.add_argument("--cron", default="0 2 * * *",
                        help="when to run, a cron expression in Asia/Shanghai time (default: nightly at 02:00)")
@@ -119,23 +122,29 @@ def _run_locked(settings: Settings, force: bool) -> int:
     if result["status"] == "no_new_data":
         print(f"run {result['run_id']}: {result['reason']}; nothing to do.")
         return EXIT_OK
-    print(f"run {result['run_id']}: verdict {result['verdict']}")
+    allowed = result["verdict"] == "allowed"
+    if allowed:
+        print(f"study report: {result['study_report']}")
+        print(f"analyst file: {result['analyst_file']}")
+    # the last lines: the verdict in one sentence, the values set aside, the report
+    print(f"run {result['run_id']}: verdict {'published' if allowed else 'blocked'}. {result.get('message') or ''}".rstrip())
+    n = result.get("values_set_aside") or 0
+    print(f"values set aside: {n}" + (" (listed in the report's Set aside section and marts.cohort_set_aside)"
+                                      if n else ""))
     print(f"validation report: {result['report']}")
-    if result["verdict"] != "allowed":
-        print("blocked by: " + ", ".join(result["blocking"]), file=sys.stderr)
-        print(f"the analyst file keeps the last good run: {settings.publish}", file=sys.stderr)
-        return EXIT_FAILED
-    print(f"study report: {result['study_report']}")
-    print(f"analyst file: {result['analyst_file']}")
-    return EXIT_OK
+    return EXIT_OK if allowed else EXIT_FAILED
 
 
 def _synth(args: argparse.Namespace) -> int:
     from synth import generate
 
+    if args.quirks and (args.dirty or args.profile != "paper"):
+        print("error: --quirks applies to the paper profile without --dirty.", file=sys.stderr)
+        return EXIT_USAGE
     summary = generate(
         Path(args.out), seed=args.seed, profile=args.profile, patients=args.patients,
-        deliveries=args.deliveries, dirty=args.dirty, progress=lambda msg: print(msg, file=sys.stderr),
+        deliveries=args.deliveries, dirty=args.dirty, quirks=args.quirks,
+        progress=lambda msg: print(msg, file=sys.stderr),
     )
     print(f"wrote synthetic deliveries to {Path(args.out) / 'landing'} and truth to {Path(args.out) / 'truth'}")
     return EXIT_OK if summary is not None else EXIT_FAILED

@@ -66,6 +66,7 @@ log = logging.getLogger(__name__)
 
 COHORT_TABLE = "marts.cohort_idds"
 SET_ASIDE_TABLE = "marts.cohort_set_aside"
+BUILT_TABLE = "intermediate.cohort_as_built"
 STATUS_MART = "outcome_status"
 
 #: Stratification variables of the survival marts (exploratory; those whose source
@@ -88,17 +89,20 @@ COX_PH_COLUMNS: tuple[str, ...] = (
 )
 STATUS_COLUMNS: tuple[str, ...] = ("mart", "status", "n_rows", "reason")
 
+#: Per statistic: how many patients' values it lost to set-asides, and by which checks.
+LOST_COLUMNS: tuple[str, ...] = ("n_set_aside", "set_aside_checks")
+
 #: Every outcome mart and its columns, in order (required columns of the analyst
 #: interface first).
 MART_COLUMNS: dict[str, tuple[str, ...]] = {
-    "table1": TABLE_COLUMNS,
-    "table2": TABLE_COLUMNS,
-    "table3": TABLE_COLUMNS,
-    "pain_response": PAIN_RESPONSE_COLUMNS,
+    "table1": (*TABLE_COLUMNS, *LOST_COLUMNS),
+    "table2": (*TABLE_COLUMNS, *LOST_COLUMNS),
+    "table3": (*TABLE_COLUMNS, *LOST_COLUMNS),
+    "pain_response": (*PAIN_RESPONSE_COLUMNS, *LOST_COLUMNS),
     "survival_km": SURVIVAL_KM_COLUMNS,
-    "survival_summary": SURVIVAL_SUMMARY_COLUMNS,
+    "survival_summary": (*SURVIVAL_SUMMARY_COLUMNS, *LOST_COLUMNS),
     "survival_logrank": LOGRANK_COLUMNS,
-    "cox_model": COX_MODEL_COLUMNS,
+    "cox_model": (*COX_MODEL_COLUMNS, *LOST_COLUMNS),
     "cox_ph_test": COX_PH_COLUMNS,
     "implants_by_year": IMPLANTS_BY_YEAR_COLUMNS,
     "reproduction": REPRODUCTION_COLUMNS,
@@ -205,6 +209,7 @@ def _cox_frames(cohort: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 def compute_outcomes_with_status(
     cohort: pd.DataFrame,
     set_aside: pd.DataFrame | None = None,
+    built: pd.DataFrame | None = None,
 ) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
     """Every outcome mart that can be computed, and why the others could not.
 
@@ -214,9 +219,12 @@ def compute_outcomes_with_status(
         The cohort frame (one row per included patient; columns of
         ``docs/cohort_variables.md``). Never modified.
     set_aside : pandas.DataFrame, optional
-        ``marts.cohort_set_aside`` (values the data-quality rules set aside): tables 1-3,
-        pain response, survival summaries and Cox models get ``n_set_aside`` and
-        ``set_aside_checks`` per statistic (see :mod:`analysis.lost_values`).
+        ``marts.cohort_set_aside`` (values the data-quality rules set aside).
+    built : pandas.DataFrame, optional
+        The cohort as built, before the set-asides. With both, tables 1-3, pain response,
+        survival summaries and Cox models get ``n_set_aside`` (how many fewer patients
+        each statistic counts than on ``built``) and ``set_aside_checks`` (see
+        :mod:`analysis.lost_values`).
 
     Returns
     -------
@@ -241,19 +249,31 @@ def compute_outcomes_with_status(
             log.warning("Outcome mart %s skipped: %s", name, skipped[name])
 
     strata = tuple(available_strata(cohort)) if not cohort.empty else ()
-    attempt("table1", lambda: annotate_table(table1(cohort), set_aside))
-    attempt("table2", lambda: annotate_table(table2(cohort), set_aside))
-    attempt("table3", lambda: annotate_table(table3(cohort), set_aside))
-    attempt("pain_response", lambda: annotate_pain(pain_response(cohort), set_aside))
+    compare = built is not None and set_aside is not None and not set_aside.empty
+
+    def before(fn: Callable[[pd.DataFrame], pd.DataFrame]) -> pd.DataFrame | None:
+        """The same mart on the cohort as built (None when nothing was set aside)."""
+        if not compare:
+            return None
+        try:
+            return fn(built)
+        except Exception:  # noqa: BLE001 - then there is nothing to compare with
+            return None
+
+    for name, make in (("table1", table1), ("table2", table2), ("table3", table3)):
+        attempt(name, lambda make=make: annotate_table(make(cohort), before(make), set_aside))
+    attempt("pain_response", lambda: annotate_pain(pain_response(cohort), before(pain_response), set_aside))
     attempt("survival_km", lambda: km_curves(cohort, strata=strata))
-    attempt("survival_summary", lambda: annotate_summary(km_summary(cohort, strata=strata), set_aside))
+    # survival and Cox count the patients whose survival or covariate values were set aside
+    # (the cohort as built may hold impossible times, on which nothing can be estimated)
+    attempt("survival_summary", lambda: annotate_summary(km_summary(cohort, strata=strata), None, set_aside))
     attempt("survival_logrank", lambda: logrank_tests(cohort, strata=strata))
     cox: dict[str, pd.DataFrame] = {}
 
     def cox_part(part: int) -> pd.DataFrame:
         if not cox:
             cox["model"], cox["ph"] = _cox_frames(cohort)
-            cox["model"] = annotate_cox(cox["model"], set_aside)
+            cox["model"] = annotate_cox(cox["model"], None, set_aside)
         return cox["model" if part == 0 else "ph"]
 
     attempt("cox_model", lambda: cox_part(0))
@@ -344,6 +364,13 @@ def read_cohort(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
     return con.execute(f"select * from {COHORT_TABLE} order by all").df()  # a deterministic order
 
 
+def read_built_cohort(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
+    """The cohort as built, before the set-asides (``intermediate.cohort_as_built``)."""
+    if not _table_exists(con, BUILT_TABLE):
+        return None
+    return con.execute(f"select * from {BUILT_TABLE} order by all").df()
+
+
 def read_set_aside(con: duckdb.DuckDBPyConnection) -> pd.DataFrame | None:
     """``marts.cohort_set_aside`` as a frame, or None when the table is missing."""
     if not _table_exists(con, SET_ASIDE_TABLE):
@@ -373,7 +400,7 @@ def write_outcome_marts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     if cohort is None:
         marts, skipped = {}, {m: f"{COHORT_TABLE} is missing" for m in OUTCOME_MARTS}
     else:
-        marts, skipped = compute_outcomes_with_status(cohort, read_set_aside(con))
+        marts, skipped = compute_outcomes_with_status(cohort, read_set_aside(con), read_built_cohort(con))
     counts: dict[str, int] = {}
     status_rows = []
     con.execute("begin transaction")

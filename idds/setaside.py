@@ -30,6 +30,7 @@ from idds.dq import record_check_result
 from idds.warehouse import scalar, table_exists
 
 COHORT = "marts.cohort_idds"
+BUILT = "intermediate.cohort_as_built"
 PATIENT = "patient"
 
 DDL = """
@@ -227,6 +228,8 @@ def _apply(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, int]:
     """Set the run's active set-aside values to NULL in ``marts.cohort_idds``; remove the
     patients set aside as a whole (attrition step ``set_aside`` in ``marts.cohort_attrition``,
     ``dim_patients.exclusion_step``); write ``marts.cohort_set_aside``. Idempotent for a run."""
+    # the cohort as built, for the statistics' comparison (its only writer; never published)
+    con.execute(f"create or replace table {BUILT} as select * from {COHORT} order by implant_id")
     active = "select patient_key from dq.dq_set_aside where run_id = ? and status = 'set_aside' and variable = ?"
     variables = [r[0] for r in con.execute(
         "select distinct variable from dq.dq_set_aside where run_id = ? and status = 'set_aside' "

@@ -524,16 +524,21 @@ def write_truth(truth: Path, bundle: Bundle, defects: list[dict], plan: Plan, su
 
 def generate(out: Path, seed: int = 11, profile: str = "paper", patients: int | None = None, deliveries: int = 1,
              dirty: bool = False, progress: Callable[[str], None] | None = None,
-             latent: pd.DataFrame | None = None) -> dict:
+             latent: pd.DataFrame | None = None, quirks: bool = False) -> dict:
     """Write synthetic extract deliveries under ``out/landing`` and the truth under ``out/truth``.
 
     profile ``paper``: the 96-patient latent cohort plus a few hundred non-cohort patients
     (``patients`` sets the total); ``hospital``: a hospital-wide extract of ``patients``
     patients (default 200,000) streamed in chunks, with the paper extract embedded.
+    ``quirks`` (paper profile, not with ``dirty``): ordinary clinical recording errors on
+    cohort patients, one in-cohort violation per reachable blocking check, logged in
+    ``truth/quirks.csv`` (see :mod:`synth.quirks`).
     Returns a summary (paths, deliveries, row counts per file).
     """
     out = Path(out)
     say = progress or (lambda msg: None)
+    if quirks and (profile != "paper" or dirty):
+        raise ValueError("quirks apply to the paper profile without dirty defects (use one of --quirks, --dirty)")
     if profile == "hospital":
         if deliveries != 1:
             raise ValueError("the hospital profile writes one delivery (use deliveries=1)")
@@ -546,8 +551,16 @@ def generate(out: Path, seed: int = 11, profile: str = "paper", patients: int | 
     say("rendering the cohort and the non-cohort patients")
     bundle = build_bundle(seed, latent, patients, dirty)
     styles = choose_styles(seed)
+    quirk_log = None
+    if quirks:
+        from .quirks import inject_quirks
+        say("placing clinical quirks on cohort patients")
+        quirk_log = inject_quirks(bundle, sub_rng(seed, "quirks"))
     say(f"splitting into {deliveries} deliveries")
     plan = make_plan(bundle.rows, deliveries, seed, bundle.cohort_ids)
+    if quirk_log is not None:
+        from .quirks import apply_overrides
+        apply_overrides(plan, quirk_log)
     defects: list[dict] = []
     if dirty:
         from .dirty import inject
@@ -564,6 +577,9 @@ def generate(out: Path, seed: int = 11, profile: str = "paper", patients: int | 
         from .dirty import collect
         defects = collect(plan, styles)
     write_truth(out / TRUTH_DIR, bundle, defects, plan, summary, used, styles, seed, "paper")
+    if quirk_log is not None:
+        from .quirks import write_quirks
+        write_quirks(out / TRUTH_DIR, quirk_log)
     rows_total: dict[str, int] = {}
     for did in plan.ids:
         for fname, info in summary[did]["files"].items():
@@ -573,7 +589,7 @@ def generate(out: Path, seed: int = 11, profile: str = "paper", patients: int | 
     return {"out": str(out), "landing": str(landing), "truth": str(out / TRUTH_DIR), "profile": "paper",
             "seed": seed, "deliveries": plan.ids, "files": summary, "rows": rows_total,
             "patients": {"cohort": len(bundle.records), "noncohort": len(bundle.noncohort)},
-            "defects": len(defects)}
+            "defects": len(defects), "quirks": len(quirk_log.quirks) if quirk_log is not None else 0}
 
 
 def stem_of(filename: str) -> str:

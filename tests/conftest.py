@@ -47,3 +47,27 @@ def pipeline_run(prefect_harness, paper_extract, tmp_path_factory):
     settings = settings_with_landing(tmp_path_factory.mktemp("run"), paper_extract / "landing")
     code = run_cli(settings)
     return settings, code
+
+
+@pytest.fixture(scope="session")
+def quirks_extract(tmp_path_factory) -> Path:
+    """The paper extract plus one ordinary clinical quirk per reachable blocking check
+    (``idds synth --quirks``; the expected set-asides are in truth/quirks.csv)."""
+    from synth import generate
+
+    out = tmp_path_factory.mktemp("quirks")
+    generate(out, seed=11, profile="paper", deliveries=1, quirks=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def quirks_run(prefect_harness, quirks_extract, tmp_path_factory):
+    """One pipeline run over the quirks extract: (settings, exit code, stdout lines)."""
+    import contextlib
+    import io
+
+    settings = settings_with_landing(tmp_path_factory.mktemp("quirks-run"), quirks_extract / "landing")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = run_cli(settings)
+    return settings, code, out.getvalue().splitlines()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 from idds.settings import Settings
@@ -75,3 +76,16 @@ def redeliver(settings: Settings, stem: str, rows: list[dict], delivery_id: str 
     text = out.getvalue() + "".join(line + "\n" for line in extra_lines)
     (folder / f"{stem}.csv").write_text(text, encoding="utf-8")
     return folder
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def chromium(profile: Path, *args: str) -> subprocess.CompletedProcess:
+    """Debian's headless Chromium with a throw-away profile (no network, no first-run)."""
+    profile.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(
+        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--hide-scrollbars", f"--user-data-dir={profile}", *args],
+        capture_output=True, timeout=60, check=False)

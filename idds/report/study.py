@@ -214,8 +214,8 @@ class Footnotes:
         n = row.get("n_set_aside")
         if _missing(n) or not n:
             return None
-        text = (f"n excludes {lost_note(int(n), _text(row.get('set_aside_checks')))}; "
-                "see the Set aside section of the validation report.")
+        checks = _text(row.get("set_aside_checks")) or "rules on the variables that define its population"
+        text = f"n excludes {lost_note(int(n), checks)}; see the Set aside section of the validation report."
         if text not in self.texts:
             self.texts.append(text)
         return self.texts.index(text) + 1

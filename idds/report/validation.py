@@ -561,18 +561,24 @@ def _set_aside(con: duckdb.DuckDBPyConnection, run_id: str, waivers_file: str) -
                s.waiver_owner, s.waiver_expires, c.description, c.what_to_do
         from dq.dq_set_aside s left join dq.dq_check c using (check_id)
         where s.run_id = ? order by s.status, s.check_id, s.patient_key, s.variable""", [run_id])
+    # one row per patient and rule: its variables together, and one waiver to paste
+    grouped: dict[tuple, dict] = {}
     for r in rows:
-        r["waiver_expired"] = r["status"] == "set_aside" and r["waiver_owner"] is not None
-        r["since_this_run"] = r["first_seen_run_id"] == run_id
-        r["waiver_yaml"] = (f"- check_id: {r['check_id']}\n  record_key: {r['patient_key']}\n"
+        g = grouped.setdefault((r["status"], r["check_id"], r["patient_key"]), {**r, "variables": []})
+        g["variables"].append({"variable": r["variable"], "value": r["value"]})
+    expires = date.today().replace(year=date.today().year + 1).isoformat()
+    for g in grouped.values():
+        g["waiver_expired"] = g["status"] == "set_aside" and g["waiver_owner"] is not None
+        g["since_this_run"] = g["first_seen_run_id"] == run_id
+        g["waiver_yaml"] = (f"- check_id: {g['check_id']}\n  record_key: {g['patient_key']}\n"
                             f"  reason: value confirmed with the source record\n  owner: <your name>\n"
-                            f"  expires: {date.today().replace(year=date.today().year + 1).isoformat()}")
+                            f"  expires: {expires}")
     by_variable: dict[str, set] = defaultdict(set)
     for r in rows:
         if r["status"] == "set_aside":
             by_variable[r["variable"]].add(r["patient_key"])
     return {
-        "rows": rows,
+        "rows": list(grouped.values()),
         "active": sum(r["status"] == "set_aside" for r in rows),
         "waived": sum(r["status"] == "waived" for r in rows),
         "patients": len({r["patient_key"] for r in rows if r["status"] == "set_aside"}),

@@ -6,6 +6,7 @@ Each test starts from a copy of a published run and adds a delivery built here b
 
 from __future__ import annotations
 
+import shutil
 from datetime import date, timedelta
 
 import duckdb
@@ -212,3 +213,175 @@ def test_a_broken_reconciliation_blocks(published, monkeypatch, capsys):
     assert settings.publish.read_bytes() == before
     assert check_status(settings, "pipeline.reconciliation.identity") == "fail"
     assert query(settings.warehouse, "select count(*) from raw.patients where _delivery_id = '9999-12-31'") == [(0,)]
+
+
+# ---------------------------------------------------------------------------------------
+# the quirks extract: one ordinary clinical quirk per reachable blocking check
+# ---------------------------------------------------------------------------------------
+
+def _logged(quirks_extract, settings) -> set[tuple[str, str, str]]:
+    """truth/quirks.csv as (patient_key, check_id, variable)."""
+    import csv
+
+    from idds.pseudonym import load_key
+    from idds.warehouse import install_functions
+
+    with open(quirks_extract / "truth" / "quirks.csv", encoding="utf-8", newline="") as f:
+        log = list(csv.DictReader(f))
+    con = duckdb.connect()
+    install_functions(con, load_key(settings))
+    out = {(con.execute("select idds_patient_key(?)", [r["patient_id"]]).fetchall()[0][0], r["check_id"],
+            r["variable"]) for r in log}
+    con.close()
+    return out
+
+
+def _latent(quirks_extract) -> dict[str, dict]:
+    import csv
+
+    with open(quirks_extract / "truth" / "latent.csv", encoding="utf-8", newline="") as f:
+        return {r["patient_id"]: r for r in csv.DictReader(f)}
+
+
+def test_quirks_publish_with_exactly_the_logged_values_set_aside(quirks_run, quirks_extract):
+    settings, code, out = quirks_run
+    assert code == 0
+    logged = _logged(quirks_extract, settings)
+    rows = query(settings.publish, "select patient_key, check_id, variable, value from marts.cohort_set_aside")
+    assert {r[:3] for r in rows} == logged and len(rows) == len(logged)
+    n_values = len(logged)
+    assert out[-3].startswith("run ") and f"verdict published. Published: 95 patients; {n_values} values of " in out[-3]
+    assert out[-2].startswith(f"values set aside: {n_values} ")
+    # the set-aside values are NULL in the cohort; the patient set aside as a whole left it
+    # through its own attrition step, with its rule
+    whole = {k for k, _, v in logged if v == "patient"}
+    assert query(settings.publish, "select count(*) from marts.cohort_idds") == [(96 - len(whole),)]
+    for key, _, variable in logged - {(k, c, v) for k, c, v in logged if v == "patient"}:
+        assert query(settings.publish, f'select "{variable}" from marts.cohort_idds where patient_key = ?',
+                     [key]) == [(None,)], variable
+    step = query(settings.publish, "select n_excluded, reason from marts.cohort_attrition where step = 'set_aside'")
+    assert step == [(len(whole), "R-ID-03 (1)")]
+    assert query(settings.publish, "select exclusion_step from marts.dim_patients where patient_key in "
+                                   "(select unnest(?))", [sorted(whole)]) == [("set_aside",)]
+    for check_id in {c for _, c, _ in logged if not c.startswith("raw.")}:
+        assert check_status(settings, check_id) == "set_aside", check_id
+    assert {r[0] for r in query(settings.warehouse, "select check_id from dq.dq_check_result r join dq.dq_check c "
+                                                    "using (check_id) where r.status in ('fail', 'error') "
+                                                    "and c.severity = 'blocking'")} == set()
+
+
+def _counted(row: tuple) -> int:
+    statistic, n, denominator = row
+    return int(denominator if statistic == "n_pct" else n)
+
+
+def test_every_statistic_loses_exactly_its_set_aside_values(quirks_run, pipeline_run, quirks_extract):
+    """Tables 1-3: each statistic's n / denominator is the clean run's minus its patients
+    whose values were set aside, counted here from the truth (not from the pipeline)."""
+    settings, _, _ = quirks_run
+    clean, _ = pipeline_run
+    logged = _logged(quirks_extract, settings)
+    latent = _latent(quirks_extract)
+    key_of = {}
+    from idds.pseudonym import load_key
+    from idds.warehouse import install_functions
+    con = duckdb.connect()
+    install_functions(con, load_key(settings))
+    for mrn in latent:
+        key_of[con.execute("select idds_patient_key(?)", [mrn]).fetchall()[0][0]] = latent[mrn]
+    con.close()
+    # a value counts as lost when the truth has one
+    lost = {(k, v) for k, _, v in logged if v == "patient" or key_of[k].get(v, "") not in ("", None)}
+    checked = 0
+    for table in ("table1", "table2", "table3"):
+        sql = (f"select section, variable, level, statistic, n, denominator, n_set_aside from marts.{table} "
+               "order by row_order")
+        before = {r[:4]: r[3:6] for r in query(clean.publish, sql)}
+        for r in query(settings.publish, sql):
+            section, variable, level = r[:3]
+            if variable not in key_of[next(iter(key_of))] or level in ("opioid users",) or \
+                    variable in ("itt_drug", "itt_dose_mg", "os_months", "initial_daily_dose_mg"):
+                continue  # derived, or a denominator that depends on another set-aside variable
+            followed = "followed patients" in section
+            expected = len({k for k, v in lost if v in (variable, "patient") or (followed and v == "followup_status")
+                            if not followed or key_of[k]["followup_status"] == "followed"})
+            drop = _counted(before[r[:4]]) - _counted(r[3:6])
+            assert drop == expected == r[6], (table, variable, level, drop, expected, r[6])
+            checked += 1
+    assert checked > 60
+    # the paired test and the survival analysis lose the follow-up patients' NRS and OS values
+    nrs = {k for k, v in lost if v in ("baseline_nrs", "followup_nrs", "patient")
+           and key_of[k]["followup_status"] == "followed"}
+    assert query(settings.publish, "select n, n_set_aside from marts.pain_response where test = 'paired_t'") == [
+        (72 - len(nrs), len(nrs))]
+    os_lost = {k for k, v in lost if v in ("os_days", "os_months", "os_event", "patient", "followup_status")
+               and key_of[k]["followup_status"] == "followed"}
+    assert query(settings.publish, "select n, n_set_aside from marts.survival_summary "
+                                   "where analysis_set = 'followup' and stratum = 'overall'") == [
+        (72 - len(os_lost), len(os_lost))]
+
+
+def test_the_study_report_footnotes_every_statistic_that_lost_values(quirks_run):
+    import re
+
+    settings, _, _ = quirks_run
+    html = (settings.reports / "latest" / "study.html").read_text(encoding="utf-8")
+    affected = sum(query(settings.publish, f"select count(*) from marts.{t} where n_set_aside > 0")[0][0]
+                   for t in ("table1", "table2", "table3"))
+    table_html = "".join(re.findall(r'<table data-testid="table\d">.*?</table>', html, flags=re.S))
+    assert table_html.count('<sup class="fn">') == affected > 20
+    notes = re.findall(r'<li id="fn-\d+">([^<]*)</li>', html)
+    assert notes and all(n.startswith("n excludes ") for n in notes)
+    assert any("R-CS-01" in n for n in notes) and any("R-ID-03" in n for n in notes)
+    marked = query(settings.publish, "select paper_key from marts.reproduction where set_aside <> ''")
+    assert {"cost_total", "cost_self_pay", "age"} <= {r[0] for r in marked}
+
+
+def test_waivers_for_every_quirk_publish_every_value(quirks_run, tmp_path, monkeypatch):
+    settings = copy_of(quirks_run[0], tmp_path)
+    pairs = query(settings.publish, "select distinct check_id, patient_key from marts.cohort_set_aside order by 1, 2")
+    expires = (date.today() + timedelta(days=30)).isoformat()
+    waivers = tmp_path / "waivers.yml"
+    waivers.write_text("".join(
+        f"- check_id: {c}\n  record_key: {k}\n  reason: confirmed with the ward\n  owner: steward\n"
+        f"  expires: {expires}\n" for c, k in pairs), encoding="utf-8")
+    monkeypatch.setenv("IDDS_WAIVERS", str(waivers))
+    assert run_cli(settings, "--force") == 0
+    assert query(settings.publish, "select count(*) from marts.cohort_set_aside") == [(0,)]
+    assert query(settings.publish, "select count(*) from marts.cohort_idds") == [(96,)]
+    # every value is used again, as delivered: the values the quirks run set aside are back
+    restored = query(quirks_run[0].publish, "select distinct patient_key, variable, value from marts.cohort_set_aside "
+                                            "where variable <> 'patient'")
+    for key, variable, value in restored:
+        assert query(settings.publish, f'select cast("{variable}" as varchar) from marts.cohort_idds '
+                                       "where patient_key = ?", [key]) == [(value,)], variable
+    for table in ("table1", "table2", "table3", "pain_response", "survival_summary", "cox_model"):
+        assert query(settings.publish, f"select coalesce(sum(n_set_aside), 0) from marts.{table}") == [(0,)]
+    waived = query(settings.warehouse, "select count(*) from dq.dq_set_aside where status = 'waived' and run_id = "
+                                       "(select max(run_id) from dq.dq_set_aside)")[0][0]
+    assert waived == len(quirks_rows := query(quirks_run[0].publish, "select * from marts.cohort_set_aside")) \
+        and quirks_rows
+
+
+def test_the_set_aside_section_in_a_browser(quirks_run, tmp_path):
+    from pipeline_helpers import CHROMIUM, chromium
+
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is not installed")
+    settings, _, _ = quirks_run
+    url = (settings.reports / "latest" / "validation.html").resolve().as_uri()
+    done = chromium(tmp_path / "profile", "--virtual-time-budget=2000", "--dump-dom", url + "#set-aside")
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+    dom = done.stdout.decode("utf-8")
+    section = dom[dom.index('<section id="set-aside"'):]
+    section = section[:section.index("</section>")]
+    pairs = query(settings.publish, "select count(*) from (select distinct check_id, patient_key "
+                                    "from marts.cohort_set_aside)")[0][0]
+    assert section.count('data-status="set_aside"') == pairs
+    assert "R-CS-01" in section and "record_key: pk_" in section and "expectations/waivers.yml" in section
+    assert 'data-testid="verdict-sentence"' in dom and "Published: 95 patients" in dom
+    shot = tmp_path / "set-aside.png"
+    done = chromium(tmp_path / "profile2", "--window-size=1400,2000", "--virtual-time-budget=2000",
+                    f"--screenshot={shot}", url + "#set-aside")
+    assert shot.exists() and shot.stat().st_size > 40_000, done.stderr.decode(errors="replace")[-1000:]
+    shutil.copy2(shot, settings.reports.parent / "set-aside-screenshot.png")

@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 from markupsafe import escape
 from PIL import Image
+from pipeline_helpers import CHROMIUM, chromium
 
 from analysis.paper import INCONSISTENCIES
 from idds.outcomes import write_outcome_marts
 from idds.report.study import build_study_report
 from synth.latent import EXTRA_COLUMNS, build_latent
 
-CHROMIUM = Path("/usr/bin/chromium")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SECTIONS = ("summary", "methods", "table1", "table2", "table3", "pain", "survival", "cox", "implants",
             "reproduction", "inconsistencies", "availability")
@@ -189,11 +189,7 @@ def test_missing_marts_are_named_and_the_report_is_still_written(latent, tmp_pat
 
 
 def _chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--hide-scrollbars", f"--user-data-dir={profile}", *args],
-        capture_output=True, timeout=60, check=False)
+    return chromium(profile, *args)
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed: browser check skipped")

@@ -24,6 +24,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from pipeline_helpers import CHROMIUM, chromium
 
 from idds.dq import ensure_dq_schema
 from idds.ingest.files import discover
@@ -33,7 +34,7 @@ from idds.report.validation import build_validation_report
 from idds.warehouse import connect
 
 KEY = "test-key-not-for-production-0001"
-CHROMIUM = Path("/usr/bin/chromium")
+
 OLD, PREV, CUR = "20240307T020000-old001", "20240314T020000-prev01", "20240321T020000-cur001"
 CUR_DAY = date(2024, 3, 21)
 FAILED_ROW = ("insert into dq.dq_failed_row (run_id, check_id, table_name, patient_key, record_key, "
@@ -491,13 +492,7 @@ browser = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is
 
 
 def _chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess:
-    profile = tmp / "chromium-profile"
-    profile.mkdir(exist_ok=True)
-    return subprocess.run(
-        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={profile}", *args],
-        capture_output=True, timeout=60, check=False)
+    return chromium(tmp / "chromium-profile", *args)
 
 
 def _rendered(built, fragment: str) -> Dom:
