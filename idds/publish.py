@@ -16,7 +16,8 @@ from expectations.contracts import CONTRACTS, free_text_columns, key_column
 from idds.ingest.load import fault_point
 from idds.warehouse import scalar
 
-DQ_TABLES = ("dq_run", "dq_delivery", "dq_reconciliation", "dq_check", "dq_check_result", "schema_drift")
+DQ_TABLES = ("dq_run", "dq_delivery", "dq_reconciliation", "dq_check", "dq_check_result", "schema_drift",
+             "dq_set_aside")
 
 
 def _phi_names() -> list[str]:

@@ -105,6 +105,10 @@ def test_a_waiver_restores_the_value_and_an_expired_one_sets_it_aside_again(publ
     assert run_cli(settings, "--force") == 0
     assert query(settings.publish, "select count(*) from marts.cohort_set_aside") == [(2,)]
     assert check_status(settings, "R-DM-01") == "set_aside"
+    # still known since the first run that saw it
+    first, = query(settings.warehouse, "select min(run_id) from dq.dq_set_aside")[0]
+    assert query(settings.publish, "select distinct first_seen_run_id from marts.cohort_set_aside") == [(first,)]
+    assert query(settings.publish, "select count(distinct run_id) from dq.dq_set_aside") == [(3,)]
     html = (settings.reports / "latest" / "validation.html").read_text(encoding="utf-8")
     assert f"waiver by data steward expired {past}" in html
 

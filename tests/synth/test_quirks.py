@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import gzip
 import io
 import re
 import shutil
@@ -24,6 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from test_render import decode  # the same independent reader of delivered bytes
 
 from synth import generate
 from synth.quirks import QUIRK_PLAN, UNREACHABLE, catalogue
@@ -152,17 +152,6 @@ FILE_STEM = {alias: stem for stem, (alias, _, _) in SCHEMA.items()} | {stem: ste
 COLUMN = {stem: {alias: col for col, alias, _ in cols} for stem, (_, _, cols) in SCHEMA.items()}
 MISSING = {"", "null", "na", "n/a", "无", "-", "/"}
 FULLWIDTH = str.maketrans("０１２３４５６７８９", "0123456789")
-
-
-def decode(data: bytes) -> str:
-    if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    if data[:3] == b"\xef\xbb\xbf":
-        return data[3:].decode("utf-8")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("gb18030")
 
 
 def read_landing(landing: Path) -> dict[str, list[dict]]:
