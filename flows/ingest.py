@@ -10,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from idds.dq import ensure_dq_schema
-from idds.ingest.files import DeliveryRefused, discover
+from idds.ingest.files import DeliveryRefused, discover, ready
 from idds.ingest.load import ReconciliationError, ensure_raw_tables, is_new, load_delivery
 from idds.mapping import load_mapping
 from idds.pseudonym import load_key
@@ -39,7 +39,11 @@ def find_new_deliveries(settings: Settings) -> list[str]:
     with connect(settings.warehouse, load_key(settings)) as con:
         ensure_dq_schema(con)
         ensure_raw_tables(con, mapping)
-        return [d.delivery_id for d in discover(settings.landing, mapping) if is_new(con, d)]
+        new, waiting = ready([d for d in discover(settings.landing, mapping) if is_new(con, d)],
+                             settings.quiet_seconds)
+    if waiting:
+        get_run_logger().warning(waiting)
+    return [d.delivery_id for d in new]
 
 
 @task(name="load_delivery", **TRANSIENT_RETRIES)
@@ -74,8 +78,9 @@ def load_delivery_task(settings: Settings, run_id: str, delivery_id: str) -> dic
 
 @flow(name="ingest-deliveries")
 def ingest_deliveries(run_id: str, landing: str | None = None, warehouse: str | None = None) -> list[dict]:
-    """Load each new delivery in order; a refused delivery is reported, the rest go on. A
-    delivery whose records do not reconcile stops the ingest (the run cannot be trusted)."""
+    """Load each new delivery in order. A refused delivery (unreadable, broken transfer)
+    or one whose records do not reconcile stops the ingest: it and every later delivery
+    wait, and the run is blocked (see the registry flow's ``record_ingest``)."""
     logger = get_run_logger()
     settings = Settings().with_overrides(landing=landing, warehouse=warehouse)
     new = find_new_deliveries(settings)
@@ -84,12 +89,13 @@ def ingest_deliveries(run_id: str, landing: str | None = None, warehouse: str | 
     results = []
     for delivery_id in new:
         result = load_delivery_task(settings, run_id, delivery_id)
-        if result["status"] == "unreconciled":
-            logger.error(result["message"])
+        if result["status"] in ("unreconciled", "refused"):
+            # deliveries apply in order: the later ones wait until this one is redelivered
+            waiting = new[new.index(delivery_id) + 1:]
+            result["waiting"] = waiting
+            logger.error(result["message"] + (f" Waiting with it: {', '.join(waiting)}." if waiting else ""))
             results.append(result)
             break
-        if result["status"] == "refused":
-            logger.warning(result["message"])
         else:
             logger.info(
                 "Delivery %s: %d files, %d records read = %d loaded + %d quarantined + %d duplicate.",

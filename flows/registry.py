@@ -32,7 +32,12 @@ from idds.publish import publish
 from idds.report.study import build_study_report
 from idds.report.validation import build_validation_report
 from idds.runlock import pause_point, run_lock
-from idds.setaside import apply_set_asides, collect_set_asides, verdict_message
+from idds.setaside import (
+    apply_set_asides,
+    collect_set_asides,
+    record_ingest_checks,
+    verdict_message,
+)
 from idds.settings import Settings
 from idds.status import (
     TransientError,
@@ -95,7 +100,8 @@ def start_run(settings: Settings, run_id: str, resume: bool = False, restart: st
             redo_checks = restart in ("ingest", "build")
             if redo_checks:
                 con.execute("delete from dq.dq_check_result where run_id = ? and engine <> 'pandera' "
-                            "and check_id <> 'pipeline.reconciliation.identity'", [run_id])
+                            "and check_id not in ('pipeline.reconciliation.identity', 'pipeline.delivery.refused')",
+                            [run_id])
                 con.execute("delete from dq.dq_failed_row where run_id = ?", [run_id])
             con.execute(
                 "update dq.dq_run set flow_run_id = ?, ended_at = null, status = 'running', "
@@ -138,19 +144,13 @@ def record_deliveries(settings: Settings, run_id: str) -> list[str]:
     return ids
 
 
-@task(name="record_reconciliation", **TRANSIENT_RETRIES)
-def record_reconciliation(settings: Settings, run_id: str, ingested: list[dict]) -> None:
-    """pipeline.reconciliation.identity: every delivered record loaded, quarantined or a
-    duplicate, in every delivery of the run (a break blocks the run)."""
-    broken = [r["message"] for r in ingested if r["status"] == "unreconciled"]
+@task(name="record_ingest", **TRANSIENT_RETRIES)
+def record_ingest(settings: Settings, run_id: str, ingested: list[dict]) -> None:
+    """The run-level checks of the ingest: every delivery taken in
+    (``pipeline.delivery.refused``) and every delivered record reconciled
+    (``pipeline.reconciliation.identity``); either failing blocks the run."""
     with connect(settings.warehouse, load_key(settings)) as con:
-        con.execute("delete from dq.dq_check_result where run_id = ? and check_id = ?",
-                    [run_id, "pipeline.reconciliation.identity"])
-        record_check_result(
-            con, run_id, "pipeline.reconciliation.identity", "pipeline", len(broken), len(ingested),
-            detail=("The records of a delivery do not reconcile: " + broken[0] + " Nothing of that "
-                    "delivery (or any later one) was loaded." if broken else
-                    "Every delivered record is loaded, quarantined or a duplicate."))
+        record_ingest_checks(con, run_id, ingested)
 
 
 @contextmanager
@@ -238,11 +238,12 @@ def validate_marts(settings: Settings, run_id: str, reports_dir: str) -> dict:
 
 
 @task(name="decide_verdict", **TRANSIENT_RETRIES)
-def decide_verdict(settings: Settings, run_id: str) -> dict:
+def decide_verdict(settings: Settings, run_id: str, built: bool = True) -> dict:
     """Set aside the values that blocking checks found wrong in the cohort (waivers
     restore them), check the run-level conditions, settle every result (catalogue
     thresholds, severities, waivers); blocked only when a run-level check failed.
-    One transaction: a run killed here redoes the whole step."""
+    One transaction: a run killed here redoes the whole step. ``built``: False when the
+    ingest blocked the run and nothing was built (nothing to set aside)."""
     waivers = load_waivers()
     with connect(settings.warehouse, load_key(settings)) as con:
         set_stage(con, run_id, "verdict")
@@ -254,8 +255,10 @@ def decide_verdict(settings: Settings, run_id: str) -> dict:
                    coalesce(record_key, delivery_id || '/' || source_file || ':' || line_number), reasons
             from dq.quarantine where run_id = ?
             """, [run_id])
-        collect_set_asides(con, run_id, waivers)
-        released = apply_set_asides(con, run_id, release_policy())
+        released = {}
+        if built:
+            collect_set_asides(con, run_id, waivers)
+            released = apply_set_asides(con, run_id, release_policy())
         settle_results(con, run_id, waivers)
         failing = blocking_failures(con, run_id)
         verdict = "blocked" if failing else "allowed"
@@ -381,6 +384,12 @@ def registry_pipeline(
 STAGE_ORDER = ("ingest", "build", "analyse", "report", "publish")
 
 
+def ingest_blocked(ingested: list[dict]) -> str | None:
+    """The first delivery that stopped the ingest (refused, or not reconciled), in words."""
+    first = next((r for r in ingested if r["status"] in ("refused", "unreconciled")), None)
+    return None if first is None else first["message"]
+
+
 def _work(settings: Settings, run_id: str, resumed: bool, plan: dict, logger) -> dict:
     """The stages from ``plan['restart']`` on (all of them for a new run)."""
     restart = plan["restart"] if resumed else "ingest"
@@ -398,9 +407,13 @@ def _work(settings: Settings, run_id: str, resumed: bool, plan: dict, logger) ->
             _stage(settings, run_id, "ingest")
             shutil.rmtree(settings.work / "ingest", ignore_errors=True)  # working copies a killed run left
             ingested = ingest_deliveries(run_id, str(settings.landing), str(settings.warehouse))
-            record_reconciliation(settings, run_id, ingested)
+            record_ingest(settings, run_id, ingested)
             deliveries = record_deliveries(settings, run_id)
-        if due("build"):
+        stopped = ingest_blocked(ingested)
+        if due("build") and stopped:
+            logger.error("%s Nothing is built or published in this run.", stopped)
+            verdict = decide_verdict(settings, run_id, built=False)
+        elif due("build"):
             built = build_models(settings, run_id)
             logger.info("dbt build (%s): %d models, %d tests passed, %d failed.",
                         "full refresh" if built["full_refresh"] else "incremental",

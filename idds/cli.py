@@ -11,6 +11,7 @@ from pathlib import Path
 from idds.settings import ConfigError, Settings, quiet_third_party_defaults
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+SERVER_DID_NOT_START = "Timed out while attempting to connect to ephemeral Prefect API server"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -109,16 +110,30 @@ def _run_locked(settings: Settings, force: bool) -> int:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
     from flows.registry import registry_pipeline
 
-    try:
-        result = registry_pipeline(
-            landing=str(settings.landing), warehouse=str(settings.warehouse),
-            publish_path=str(settings.publish), reports=str(settings.reports),
-            run_id=run_id, force=force,
-        )
-    except Exception as exc:  # the flow already logged the details
-        print(f"error: the run failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
-              file=sys.stderr)
-        return EXIT_FAILED
+    for attempt in (1, 2):
+        try:
+            result = registry_pipeline(
+                landing=str(settings.landing), warehouse=str(settings.warehouse),
+                publish_path=str(settings.publish), reports=str(settings.reports),
+                run_id=run_id, force=force,
+            )
+            break
+        except Exception as exc:  # the flow already logged the details
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if SERVER_DID_NOT_START in first:
+                _stop_temporary_servers()  # the process that did not answer in time must not linger
+                if attempt == 1:
+                    print("the temporary Prefect server did not start in time; trying once more ...",
+                          file=sys.stderr)
+                    continue
+                print(f"error: the temporary Prefect server did not start within "
+                      f"{os.environ.get('PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS', '?')} s twice (a busy "
+                      "machine?). Run again later, raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, or "
+                      "start a Prefect server and set PREFECT_API_URL (README: Running on a schedule).",
+                      file=sys.stderr)
+                return EXIT_FAILED
+            print(f"error: the run failed: {first}", file=sys.stderr)
+            return EXIT_FAILED
     if result["status"] == "no_new_data":
         print(f"run {result['run_id']}: {result['reason']}; nothing to do.")
         return EXIT_OK
@@ -133,6 +148,15 @@ def _run_locked(settings: Settings, force: bool) -> int:
                                       if n else ""))
     print(f"validation report: {result['report']}")
     return EXIT_OK if allowed else EXIT_FAILED
+
+
+def _stop_temporary_servers() -> None:
+    """Stop every temporary Prefect server this process started (one that did not answer in
+    time is otherwise left running when a second start replaces it)."""
+    from prefect.server.api.server import SubprocessASGIServer
+
+    for server in list(SubprocessASGIServer._instances.values()):
+        server.stop()
 
 
 def _synth(args: argparse.Namespace) -> int:

@@ -53,6 +53,11 @@ create table if not exists dq.dq_waiver (
 create table if not exists dq.mart_volume (
     run_id varchar, mart varchar, n_rows bigint
 );
+create table if not exists dq.dq_set_aside (
+    run_id varchar, patient_key varchar, variable varchar, check_id varchar, value varchar,
+    status varchar, first_seen_run_id varchar, source varchar, waiver_owner varchar,
+    waiver_expires date, followup_set boolean
+);
 create table if not exists dq.dq_check_result (
     run_id varchar, check_id varchar, engine varchar, status varchar, rows_failed bigint,
     rows_tested bigint, pct_failed double, patients_affected bigint, drilldown_sql varchar,

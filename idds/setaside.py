@@ -26,20 +26,12 @@ import duckdb
 
 from expectations.contracts import CONTRACTS, key_column
 from idds.checks import ReleasePolicy, catalogue, describe, waiver_state
-from idds.dq import record_check_result
+from idds.dq import ensure_dq_schema, record_check_result
 from idds.warehouse import scalar, table_exists
 
 COHORT = "marts.cohort_idds"
 BUILT = "intermediate.cohort_as_built"
 PATIENT = "patient"
-
-DDL = """
-create table if not exists dq.dq_set_aside (
-    run_id varchar, patient_key varchar, variable varchar, check_id varchar, value varchar,
-    status varchar, first_seen_run_id varchar, source varchar, waiver_owner varchar,
-    waiver_expires date, followup_set boolean
-)
-"""
 
 MART_SQL = """
 create or replace table marts.cohort_set_aside as
@@ -57,10 +49,6 @@ def sets_aside(check_id: str, engine: str | None = None) -> list[str] | str | No
 def contract_sets_aside() -> dict[str, list[str] | str]:
     """File stem -> the cohort columns a quarantined record of that file sets aside."""
     return catalogue().get("contract_sets_aside") or {}
-
-
-def ensure_set_aside_schema(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(DDL)
 
 
 # ------------------------------------------------------------------------------------------
@@ -178,7 +166,7 @@ def collect_set_asides(con: duckdb.DuckDBPyConnection, run_id: str, waivers: lis
     """Write this run's rows of ``dq.dq_set_aside`` (replacing any of an earlier attempt);
     return how many values are set aside (not waived)."""
     today = today or date.today()
-    ensure_set_aside_schema(con)
+    ensure_dq_schema(con)
     con.execute("delete from dq.dq_set_aside where run_id = ?", [run_id])
     if not table_exists(con, "marts", "cohort_idds"):
         return 0
@@ -335,9 +323,33 @@ def run_level_checks(con: duckdb.DuckDBPyConnection, run_id: str, policy: Releas
 
 
 
+def record_ingest_checks(con: duckdb.DuckDBPyConnection, run_id: str, ingested: list[dict]) -> None:
+    """``pipeline.delivery.refused`` and ``pipeline.reconciliation.identity`` for the
+    deliveries this run took in (or tried to), each with a plain sentence."""
+    refused = [r for r in ingested if r["status"] == "refused"]
+    broken = [r for r in ingested if r["status"] == "unreconciled"]
+    con.execute("delete from dq.dq_check_result where run_id = ? and check_id in "
+                "('pipeline.delivery.refused', 'pipeline.reconciliation.identity')", [run_id])
+
+    def waiting(r: dict) -> str:
+        later = r.get("waiting") or []
+        return f" Later deliveries wait with it: {', '.join(later)}." if later else ""
+
+    record_check_result(
+        con, run_id, "pipeline.delivery.refused", "pipeline", len(refused), len(ingested),
+        detail=(f"A delivery was refused: {refused[0]['message']} Nothing of it is loaded until the hospital "
+                f"redelivers it (a corrected folder of the same name).{waiting(refused[0])}" if refused else
+                "Every new delivery was taken in."))
+    record_check_result(
+        con, run_id, "pipeline.reconciliation.identity", "pipeline", len(broken), len(ingested),
+        detail=("The records of a delivery do not reconcile: " + broken[0]["message"] + " Nothing of that "
+                f"delivery was loaded.{waiting(broken[0])}" if broken else
+                "Every delivered record is loaded, quarantined or a duplicate."))
+
+
 # the order in which causes are named: what happened first comes first
-CAUSE_ORDER = ("pipeline.reconciliation", "pipeline.dbt", "pipeline.marts", "raw.", "dbt.", "gx.",
-               "pipeline.cohort.empty", "pipeline.cohort.shrunk", "pipeline.set_aside")
+CAUSE_ORDER = ("pipeline.delivery", "pipeline.reconciliation", "pipeline.dbt", "pipeline.marts", "raw.", "dbt.",
+               "gx.", "pipeline.cohort.empty", "pipeline.cohort.shrunk", "pipeline.set_aside")
 
 
 def _cause_rank(check_id: str) -> int:

@@ -29,6 +29,8 @@ def quiet_third_party_defaults() -> None:
         "GX_ANALYTICS_ENABLED": "false",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DO_NOT_TRACK": "1",
+        # the temporary Prefect server of an `idds run` may start slowly on a busy machine
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
     }.items():
         os.environ.setdefault(name, value)
 
@@ -62,6 +64,8 @@ class Settings:
     key_file: Path = field(
         default_factory=lambda: _env_path("IDDS_PSEUDONYM_KEY_FILE", str(DEFAULT_KEY_FILE))
     )
+    # a delivery without a manifest is taken in once its files have been quiet this long
+    quiet_seconds: float = field(default_factory=lambda: env_override("IDDS_QUIET_SECONDS", 60.0, float))
 
     def with_overrides(self, **overrides: Path | str | None) -> Settings:
         """Return a copy with the given non-empty overrides applied (CLI flags)."""

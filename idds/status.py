@@ -203,7 +203,7 @@ def plan_run(settings, *, force: bool = False, settle_seconds: float = 0.0, noop
     ``settle_seconds`` ago (Prefect retries later).
     """
     from idds.dq import ensure_dq_schema
-    from idds.ingest.files import discover
+    from idds.ingest.files import discover, ready
     from idds.ingest.load import ensure_raw_tables, is_new
     from idds.mapping import load_mapping
     from idds.pseudonym import load_key
@@ -215,7 +215,8 @@ def plan_run(settings, *, force: bool = False, settle_seconds: float = 0.0, noop
         ensure_run_columns(con)
         ensure_raw_tables(con, mapping)
         interrupted = mark_interrupted(con)
-        new = [d for d in discover(settings.landing, mapping) if is_new(con, d)]
+        new, waiting = ready([d for d in discover(settings.landing, mapping) if is_new(con, d)],
+                             settings.quiet_seconds)
         for delivery in new:
             busy = _settling(delivery.path, settle_seconds)
             if busy:
@@ -224,6 +225,8 @@ def plan_run(settings, *, force: bool = False, settle_seconds: float = 0.0, noop
                     "it is taken in once it has been quiet for "
                     f"{settle_seconds:.0f} s")
         plan = decide([d.delivery_id for d in new], last_work_run(con), settings.publish.is_file(), force)
+        if waiting:
+            plan.reason += f"; {waiting}"
         plan.interrupted = interrupted
         if plan.noop and noop_run_id:
             record_noop(con, noop_run_id, flow_run_id, plan, settings.landing, code_version)

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 os.environ["IDDS_PSEUDONYM_KEY"] = "test-key-not-for-production-0001"
+# deliveries the tests write by hand (no manifest) are complete when a run starts
+os.environ.setdefault("IDDS_QUIET_SECONDS", "0")
 
 from pipeline_helpers import run_cli, settings_under, settings_with_landing  # noqa: E402
 

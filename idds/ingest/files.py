@@ -10,6 +10,8 @@ import io
 import json
 import os
 import shutil
+import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +42,7 @@ class Delivery:
     path: Path
     files: list[DeliveredFile] = field(default_factory=list)
     manifest: dict | None = None
+    links: list[str] = field(default_factory=list)  # symbolic links found (never followed)
 
 
 def sha256_of(path: Path) -> str:
@@ -51,14 +54,28 @@ def sha256_of(path: Path) -> str:
 
 
 def discover(landing: Path, mapping: Mapping) -> list[Delivery]:
-    """Delivery folders in delivery order, each with its files (hashed) and manifest."""
+    """Delivery folders in delivery order, each with its files (hashed) and manifest.
+
+    Only regular files in real folders under the landing folder are ever opened: a
+    symbolic link (a delivery folder, or a file in one) is recorded in ``links`` and
+    refuses its delivery (see :func:`check_regular_files`), never followed."""
     if not landing.is_dir():
         return []
     deliveries = []
-    for folder in sorted(p for p in landing.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for folder in sorted(p for p in landing.iterdir()
+                         if (p.is_dir() or p.is_symlink()) and not p.name.startswith(".")):
         delivery = Delivery(delivery_id=folder.name, path=folder)
+        if folder.is_symlink():
+            delivery.links.append(folder.name)
+            deliveries.append(delivery)
+            continue
         for path in sorted(folder.iterdir()):
-            if not path.is_file() or path.name.startswith("."):
+            if path.name.startswith("."):
+                continue
+            if path.is_symlink():
+                delivery.links.append(path.name)
+                continue
+            if not path.is_file():
                 continue
             if path.name == "manifest.json":
                 try:
@@ -69,6 +86,27 @@ def discover(landing: Path, mapping: Mapping) -> list[Delivery]:
             delivery.files.append(DeliveredFile(path, mapping.file_for(path.name), sha256_of(path)))
         deliveries.append(delivery)
     return deliveries
+
+
+def ready(deliveries: list[Delivery], quiet_seconds: float) -> tuple[list[Delivery], str | None]:
+    """The deliveries to take in now, in order, and why the others wait: a delivery
+    without a manifest (nothing tells that it is complete) whose newest file changed less
+    than ``quiet_seconds`` ago may still be being copied; it, and every later delivery,
+    waits for a later run."""
+    now = time.time()
+    for index, delivery in enumerate(deliveries):
+        if delivery.manifest is not None or quiet_seconds <= 0 or not delivery.path.is_dir():
+            continue
+        paths = [delivery.path, *delivery.path.iterdir()]
+        newest = max(paths, key=lambda p: p.lstat().st_mtime)
+        age = now - newest.lstat().st_mtime
+        if age < quiet_seconds:
+            later = [d.delivery_id for d in deliveries[index + 1:]]
+            return deliveries[:index], (
+                f"delivery {delivery.delivery_id} has no manifest and {newest.name} changed {age:.0f} s ago: "
+                f"it may still be being copied, so it waits until it has been quiet for {quiet_seconds:.0f} s "
+                "(IDDS_QUIET_SECONDS)" + (f"; {', '.join(later)} wait with it" if later else "") + ".")
+    return deliveries, None
 
 
 def _open_bytes(path: Path):
@@ -139,25 +177,59 @@ def _write_numbered(src: Path, dst: Path, encoding: str) -> tuple[list[str], int
             # would make the CSV reader fail on the whole file)
             out.write("\r\n" if header_line.endswith("\r\n") else "\n")
     if header_line is None:
-        raise FileRefused("the file is empty (no header line)")
+        raise FileRefused("is empty: it has no header line")
     header = next(csv.reader([header_line]))
     return header, records
 
 
+def _utf8_lines(src: Path) -> tuple[int, int, int, int]:
+    """(byte, line) of the first byte that is not UTF-8, and how many physical lines with
+    non-ASCII bytes are valid UTF-8 and how many are not (bytes of the decompressed
+    content for a .gz)."""
+    first = (-1, -1)
+    good = bad = 0
+    offset = 0
+    with _open_bytes(src) as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.isascii():
+                try:
+                    line.decode("utf-8")
+                    good += 1
+                except UnicodeDecodeError as exc:
+                    bad += 1
+                    if first[0] < 0:
+                        first = (offset + exc.start, number)
+            offset += len(line)
+    return first[0], first[1], good, bad
+
+
 def prepare(src: Path, dst: Path) -> Prepared:
-    """Decode UTF-8 (with or without BOM) or GB18030, detected per file, to numbered UTF-8."""
+    """Decode UTF-8 (with or without BOM) or GB18030, detected per file, to numbered UTF-8.
+
+    A file is never decoded as another encoding than the one most of it is in: a UTF-8
+    file with a few lines in another encoding is refused, naming the first such line and
+    byte (its delivery waits for a corrected one), not read as GB18030.
+    """
     dst.parent.mkdir(parents=True, exist_ok=True)
-    candidates = ["utf-8-sig"] if _detect_bom(src) else ["utf-8", "gb18030"]
-    last_error: Exception | None = None
-    for encoding in candidates:
-        try:
-            header, records = _write_numbered(src, dst, encoding)
-            return Prepared(dst, "utf-8-bom" if encoding == "utf-8-sig" else encoding, header, records)
-        except UnicodeDecodeError as exc:
-            last_error = exc
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
-            raise FileRefused(f"cannot be read ({exc})") from exc
-    raise FileRefused(f"is neither UTF-8 nor GB18030 ({last_error})")
+    bom = _detect_bom(src)
+    try:
+        header, records = _write_numbered(src, dst, "utf-8-sig" if bom else "utf-8")
+        return Prepared(dst, "utf-8-bom" if bom else "utf-8", header, records)
+    except UnicodeDecodeError:
+        pass
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise FileRefused(f"cannot be read ({exc})") from exc
+    byte, line, good, bad = _utf8_lines(src)
+    where = f"byte {byte} (line {line})"
+    if bom or good >= bad:
+        raise FileRefused(
+            f"is UTF-8 but not valid UTF-8 at {where}: {bad} of its {good + bad} lines with non-ASCII text "
+            "are in another encoding")
+    try:
+        header, records = _write_numbered(src, dst, "gb18030")
+    except UnicodeDecodeError as exc:
+        raise FileRefused(f"is neither UTF-8 (not valid at {where}) nor GB18030 ({exc.reason})") from exc
+    return Prepared(dst, "gb18030", header, records)
 
 
 # --- The direct read: DuckDB reads a UTF-8 file as delivered, numbered as prepare() would. ---
@@ -457,30 +529,26 @@ def count_records(con, src: Path, copy: Path) -> int:
 
 
 def check_manifest(delivery: Delivery) -> None:
-    """Refuse the delivery when its manifest disagrees with the files (broken transfer)."""
-    manifest = delivery.manifest
-    if manifest is None:
-        return
+    """Refuse the delivery when it holds a symbolic link, or when its manifest disagrees
+    with the files (broken transfer); the message names every offending file."""
     where = f"delivery {delivery.delivery_id}"
-    if "_error" in manifest:
-        raise DeliveryRefused(f"{where}: {manifest['_error']}; nothing of it was loaded.")
-    listed = manifest.get("files") or {}
-    present = {f.path.name: f for f in delivery.files}
-    for name, expected in sorted(listed.items()):
-        got = present.get(name)
-        if got is None:
-            raise DeliveryRefused(
-                f"{where}: manifest.json lists {name}, which is missing; nothing of it was loaded."
-            )
-        if expected.get("sha256") and expected["sha256"] != got.sha256:
-            raise DeliveryRefused(
-                f"{where}: {name} does not match the sha256 in manifest.json "
-                "(broken transfer); nothing of it was loaded."
-            )
-    for name in sorted(set(present) - set(listed)):
-        raise DeliveryRefused(
-            f"{where}: {name} is not listed in manifest.json; nothing of it was loaded."
-        )
+    problems = [f"{name} is a symbolic link (only regular files are read; it was not followed)"
+                for name in delivery.links]
+    manifest = delivery.manifest
+    if manifest is not None and "_error" in manifest:
+        problems.append(manifest["_error"])
+    elif manifest is not None:
+        listed = manifest.get("files") or {}
+        present = {f.path.name: f for f in delivery.files}
+        for name, expected in sorted(listed.items()):
+            got = present.get(name)
+            if got is None:
+                problems.append(f"manifest.json lists {name}, which is missing")
+            elif expected.get("sha256") and expected["sha256"] != got.sha256:
+                problems.append(f"{name} does not match the sha256 in manifest.json (broken transfer)")
+        problems += [f"{name} is not listed in manifest.json" for name in sorted(set(present) - set(listed))]
+    if problems:
+        raise DeliveryRefused(f"{where}: " + "; ".join(problems) + "; nothing of it was loaded.")
 
 
 def check_manifest_rows(delivery: Delivery, file: DeliveredFile, records: int) -> None:

@@ -68,21 +68,35 @@ def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _column_names(header: list[str], stem: str, mapping: Mapping) -> tuple[list[str], dict[str, str]]:
-    """Canonical names for a delivered header; unknown columns kept as ``extra_<name>``."""
+def _column_names(header: list[str], stem: str, mapping: Mapping) -> tuple[list[str], list[tuple[str, str]]]:
+    """Canonical names for a delivered header, and its drift: unknown columns kept as
+    ``extra_<name>``, a column named twice kept as ``<name>_dup`` (said so)."""
     aliases = mapping.header_map(stem)
     names: list[str] = []
-    drift: dict[str, str] = {}
+    drift: list[tuple[str, str]] = []
     for raw in header:
         canonical = aliases.get(fold(raw))
-        if canonical is None:
+        unknown = canonical is None
+        if unknown:
             slug = re.sub(r"\W+", "_", fold(raw), flags=re.UNICODE).strip("_") or "unnamed"
             canonical = f"extra_{slug}"
-            drift[raw] = canonical
+        repeated = canonical in names
         while canonical in names:
             canonical += "_dup"
+        if repeated:
+            drift.append((f"{raw} (the header names this column again)", canonical))
+        elif unknown:
+            drift.append((raw, canonical))
         names.append(canonical)
     return names, drift
+
+
+def _not_a_header(header: list[str], names: list[str], stem: str) -> bool:
+    """Whether the first line is a record rather than a header: no field of it names a
+    column of the file, or a required column is missing and most fields name none."""
+    known = sum(not n.startswith("extra_") for n in names)
+    missing = any(c not in names for c in required_columns(stem))
+    return known == 0 or (missing and known * 2 < len(header))
 
 
 def _ensure_raw_table(con: duckdb.DuckDBPyConnection, stem: str, columns: list[str], mapping: Mapping) -> None:
@@ -212,7 +226,12 @@ def load_file(
     fc.encoding = encoding + (" (gzip)" if file.path.name.lower().endswith(".gz") else "")
     check_manifest_rows(delivery, file, records)
     names, drift = _column_names(header, stem, mapping)
-    for delivered, kept in drift.items():
+    if _not_a_header(header, names, stem):
+        raise DeliveryRefused(
+            f"delivery {delivery.delivery_id}: {file.path.name} has no header line: its first line names "
+            f"{sum(not n.startswith('extra_') for n in names)} of the {len(header)} fields as columns of the "
+            f"{stem} file (a file exported without its header?); nothing of the delivery was loaded.")
+    for delivered, kept in drift:
         con.execute(
             "insert into dq.schema_drift values (?, ?, ?, ?, ?, ?)",
             [run_id, delivery.delivery_id, file.path.name, stem, delivered, kept],
@@ -256,6 +275,9 @@ def load_file(
                regexp_replace(first(csv_line order by byte_position), '^[0-9]+,', ''),
                ['raw.{stem}.record.malformed'],
                {_lit(where)} || ' line ' || line_number || ': the record is not a valid CSV record of this header ('
+                   || 'it holds about ' || (len(string_split(first(csv_line order by byte_position), ',')) - 1)
+                   || ' comma-separated fields in ' || length(first(csv_line order by byte_position))
+                   || ' characters where the header has {len(names)} fields; '
                    || first(error_message order by byte_position) || ').'
         from numbered where line_number is not null group by line_number
         """,
@@ -410,8 +432,9 @@ def load_delivery(
     """Load a delivery as one transaction; a refusal or an error leaves nothing of it."""
     loaded_at = datetime.now()
     results: list[FileCounts] = []
-    # decoded copies hold identifiers: they live only while the delivery loads
+    # decoded copies hold identifiers: they live only while the delivery loads, owner-only
     work = work / f"delivery-{delivery.delivery_id}"
+    old_umask = os.umask(0o077)
     con.execute("begin transaction")
     try:
         check_manifest(delivery)
@@ -437,9 +460,15 @@ def load_delivery(
             else:
                 try:
                     fc = load_file(con, run_id, delivery, file, mapping, work, loaded_at)
-                except FileRefused as exc:
-                    fc = FileCounts(delivery.delivery_id, file.path.name, file.stem, status="refused",
-                                    message=f"{where} {exc}; the file was refused.")
+                except FileRefused as exc:  # unreadable: its records cannot even be counted
+                    raise DeliveryRefused(
+                        f"delivery {delivery.delivery_id}: {file.path.name} {exc}; nothing of the delivery "
+                        "was loaded (it waits for a readable redelivery).") from exc
+            seen.setdefault(file.sha256, where)
+            results.append(fc)
+        _conflicts_across_files(con, run_id, delivery, [fc for fc in results if fc.status == "loaded"])
+        for fc, file in ((fc, next(f for f in delivery.files if f.path.name == fc.source_file))
+                         for fc in results):
             _check_identity(fc)
             con.execute(
                 "insert into dq.dq_reconciliation values (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
@@ -451,8 +480,6 @@ def load_delivery(
                 [run_id, delivery.delivery_id, file.path.name, file.stem, file.sha256, fc.encoding, fc.status,
                  fc.message, loaded_at],
             )
-            seen.setdefault(file.sha256, where)
-            results.append(fc)
         con.execute(
             "insert into dq.dq_delivery values (?, ?, 'loaded', ?, ?, null)",
             [run_id, delivery.delivery_id, delivery.manifest is not None, len(delivery.files)],
@@ -469,8 +496,61 @@ def load_delivery(
         con.execute("rollback")
         raise
     finally:
+        os.umask(old_umask)
         shutil.rmtree(work, ignore_errors=True)
     return results
+
+
+def _conflicts_across_files(con: duckdb.DuckDBPyConnection, run_id: str, delivery: Delivery,
+                            loaded: list[FileCounts]) -> None:
+    """Two files of one delivery for the same contract file (``patients.csv`` and
+    ``患者信息.csv``): a record key held by different records in both is a key conflict
+    (every such record quarantined: which one is right cannot be decided); the same record
+    in both is loaded once and counted as a duplicate in the later file."""
+    stems = sorted({fc.file_stem for fc in loaded if sum(f.file_stem == fc.file_stem for f in loaded) > 1})
+    for stem in stems:
+        key = key_column(stem)
+        columns = [c for c in _raw_columns(con, stem) if not c.startswith("_")]
+        record = "md5(to_json(struct_pack(" + ", ".join(f"{_q(c)} := {_q(c)}" for c in columns) + ")))"
+        con.execute(f"""
+            create or replace temp table _across as
+            select rowid as _rid, idds_text({_q(key)}) as _k, _source_file, _line_number, {record} as _r,
+                   count(distinct _source_file) over (partition by idds_text({_q(key)})) as _files,
+                   count(distinct {record}) over (partition by idds_text({_q(key)})) as _versions,
+                   row_number() over (partition by idds_text({_q(key)}), {record}
+                                      order by _source_file, _line_number) as _nth
+            from raw.{_q(stem)} where _delivery_id = ? and _run_id = ? and idds_text({_q(key)}) is not null
+            """, [delivery.delivery_id, run_id])
+        con.execute("delete from _across where _files < 2")
+        phi = set(phi_columns(stem))
+        raw_json = "to_json(struct_pack(" + ", ".join(f"{_q(c)} := r.{_q(c)}" for c in columns) + "))"
+        check_id = f"raw.{stem}.{key}.unique"
+        con.execute(f"""
+            insert into dq.quarantine
+            select ?, ?, r._source_file, ?, r._line_number, {'null' if key in phi else f'idds_text(r.{_q(key)})'},
+                   {'idds_text(r.patient_id)' if 'patient_id' in columns else 'null'}, {raw_json}, [?],
+                   ? || '/' || r._source_file || ' line ' || r._line_number || ': field {key} is a key that a '
+                   || 'different record of another file of this delivery also holds (conflict).'
+            from raw.{_q(stem)} r join _across a on a._rid = r.rowid where a._versions > 1
+            """, [run_id, delivery.delivery_id, stem, check_id, delivery.delivery_id])
+        for fc in (f for f in loaded if f.file_stem == stem):
+            conflicting, repeated = con.execute(
+                "select count(*) filter (where _versions > 1), count(*) filter (where _versions = 1 and _nth > 1) "
+                "from _across where _source_file = ?", [fc.source_file]).fetchall()[0]
+            fc.rows_loaded -= conflicting + repeated
+            fc.rows_quarantined += conflicting
+            fc.rows_duplicate += repeated
+            record_check_result(con, run_id, check_id, "pandera", conflicting, fc.rows_read,
+                                detail=f"{delivery.delivery_id}/{fc.source_file}: keys held by another file")
+        con.execute(f"delete from raw.{_q(stem)} where rowid in (select _rid from _across "
+                    "where _versions > 1 or _nth > 1)")
+        con.execute("drop table _across")
+
+
+def _raw_columns(con: duckdb.DuckDBPyConnection, stem: str) -> list[str]:
+    return [r[0] for r in con.execute(
+        "select column_name from information_schema.columns where table_schema = 'raw' and table_name = ? "
+        "order by ordinal_position", [stem]).fetchall()]
 
 
 def already_loaded(con: duckdb.DuckDBPyConnection, delivery: Delivery) -> set[tuple[str, str]]:
@@ -482,6 +562,8 @@ def already_loaded(con: duckdb.DuckDBPyConnection, delivery: Delivery) -> set[tu
 
 def is_new(con: duckdb.DuckDBPyConnection, delivery: Delivery) -> bool:
     """True when the delivery holds a file (by name and content) not taken in before."""
+    if delivery.links:
+        return True  # refused on every run until the links are gone
     done = already_loaded(con, delivery)
     return any((f.path.name, f.sha256) not in done for f in delivery.files)
 

@@ -308,8 +308,9 @@ def test_a_delivery_of_tricky_files_loads_the_same_with_and_without_the_direct_r
                                       b"A2,0000000002,2022-01-02 08:00")  # no final newline
     _write(folder / "followups.csv", b"followup_id,patient_id,outcome\nF1,1,reached\n")  # column missing
     _write(folder / "diagnoses.csv", b"diagnosis_id,patient_id,icd10_code\nD1,1,C18\n\nD2,2,C19\n")  # blank
-    _write(folder / "measurements.csv.gz", b"measurement_id,patient_id\n" + b"M1,1\n" * 5000 + b"M2,\x80\xff\n",
-           gz=True)  # neither UTF-8 nor GB18030: refused, with the same message
+    # neither UTF-8 nor GB18030: its delivery (the last one) is refused, with the same message
+    _write(settings.landing / "2024-03-01" / "measurements.csv.gz",
+           b"measurement_id,patient_id\n" + b"M1,1\n" * 5000 + b"M2,\x80\xff\n", gz=True)
     _write(folder / "procedures.csv.gz", "procedure_id,patient_id\nP1,甲\n".encode("gb18030"), gz=True)
     resent = settings.landing / "2024-02-01" / "患者信息.csv.gz"  # counted, not loaded again
     resent.parent.mkdir(parents=True)
@@ -317,12 +318,15 @@ def test_a_delivery_of_tricky_files_loads_the_same_with_and_without_the_direct_r
     before, after, prepared = _load_both_ways(settings, tmp_path, monkeypatch, "tricky")
     assert after == before
     # a .gz is decompressed once, by the scan; a refused one is read again for the message
-    assert sorted(prepared) == ["2024-01-01__measurements.csv", "2024-01-01__procedures.csv", "diagnoses.csv",
+    assert sorted(prepared) == ["2024-01-01__procedures.csv", "2024-03-01__measurements.csv", "diagnoses.csv",
                                 "followups.csv", "measurements.csv.gz"]
     assert ("resent", 6) in query(settings, "select status, rows_read from dq.dq_reconciliation")
-    [(status, message)] = query(settings, "select status, message from dq.ingest_file "
-                                          "where source_file = 'measurements.csv.gz'")
-    assert status == "refused" and "is neither UTF-8 nor GB18030 ('gb18030' codec can't decode" in message
+    [(status, message)] = query(settings, "select status, message from dq.dq_delivery "
+                                          "where delivery_id = '2024-03-01'")
+    assert status == "refused" and message.startswith(
+        "delivery 2024-03-01: measurements.csv.gz is neither UTF-8 (not valid at byte 25029 (line 5002)) "
+        "nor GB18030")
+    assert query(settings, "select count(*) from dq.ingest_file where delivery_id = '2024-03-01'") == [(0,)]
     lines = dict(query(settings, "select patient_id, _line_number from raw.patients"))
     assert lines == {"0000000001": 2, "0000000002": 4}
 
