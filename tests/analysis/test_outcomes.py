@@ -254,12 +254,31 @@ def _analyst_file(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def _set_aside_one_value(con: duckdb.DuckDBPyConnection) -> None:
+    """One patient's total charge set aside, as the verdict step does (cohort as built kept,
+    the value NULL in the cohort, listed in dq.dq_set_aside and marts.cohort_set_aside)."""
+    from idds.setaside import BUILT, MART_SQL
+
+    con.execute("create schema if not exists dq; create schema if not exists intermediate")
+    ensure_dq_schema(con)
+    con.execute(f"create or replace table {BUILT} as select * from marts.cohort_idds")
+    key, value = con.execute("select patient_key, cast(total_charge_cny as varchar) from marts.cohort_idds "
+                             "where total_charge_cny is not null order by patient_key limit 1").fetchall()[0]
+    con.execute("update marts.cohort_idds set total_charge_cny = null where patient_key = ?", [key])
+    con.execute("insert into dq.dq_set_aside values ('r1', ?, 'total_charge_cny', 'R-CS-01', ?, 'set_aside', "
+                "'r1', 'dbt check', null, null, true)", [key, value])
+    con.execute(MART_SQL, ["r1"])
+
+
 def test_every_query_in_the_analyst_guide_runs_against_the_marts(cohort):
     text = (ROOT / "docs" / "analysts.md").read_text(encoding="utf-8")
     queries = re.findall(r"```sql\n(.*?)```", text, flags=re.S)
     assert len(queries) >= 12
     con = warehouse_with(cohort)
+    _set_aside_one_value(con)
     write_outcome_marts(con)
+    assert con.execute("select n_set_aside, set_aside_checks from marts.table2 "
+                       "where variable = 'total_charge_cny'").fetchall() == [(1, "R-CS-01")]
     _analyst_file(con)
     empty = []
     for q in queries:
