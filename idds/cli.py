@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from idds.settings import ConfigError, Settings, quiet_third_party_defaults
+from idds.settings import ConfigError, Settings, private_dir, quiet_third_party_defaults
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 SERVER_DID_NOT_START = "Timed out while attempting to connect to ephemeral Prefect API server"
@@ -108,6 +108,9 @@ def _run_locked(settings: Settings, force: bool) -> int:
         print(f"resuming run {plan.resume}, which stopped at stage {plan.resume_stage or '?'}, "
               f"from {plan.restart}", file=sys.stderr)
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+    # the work folder holds the decoded copies of the deliveries while they load (and
+    # those a killed run left): owner-only, like the warehouse
+    private_dir(settings.work)
     from flows.registry import registry_pipeline
 
     for attempt in (1, 2):

@@ -25,6 +25,7 @@ class Mapping:
     missing_tokens: tuple[str, ...]
     files: dict[str, dict]
     enums: dict[str, dict[str, list[str]]]
+    identifier_patterns: tuple[dict, ...] = ()
 
     def file_for(self, filename: str) -> str | None:
         """Canonical file stem for a delivered file name (English or alias, .csv/.csv.gz)."""
@@ -74,4 +75,5 @@ def load_mapping(path: str | None = None) -> Mapping:
         missing_tokens=tuple(str(t) for t in raw["missing_tokens"]),
         files=raw["files"],
         enums={d: {str(k): [str(x) for x in v] for k, v in codes.items()} for d, codes in raw["enums"].items()},
+        identifier_patterns=tuple(dict(p) for p in raw.get("identifier_patterns") or ()),
     )

@@ -9,6 +9,8 @@ file outside the repository (``IDDS_PSEUDONYM_KEY_FILE``, default
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -86,3 +88,31 @@ class Settings:
     @property
     def gx_dir(self) -> Path:
         return self.work / "gx"
+
+
+def private_dir(path: Path) -> Path:
+    """Create the folder ``path`` (and missing parents) owner-only, mode 0700; an existing
+    one is tightened to 0700. For folders that hold identifiers outside the warehouse
+    file: the work folder, whose ``ingest/<run_id>/`` holds decoded copies of deliveries."""
+    path = Path(path)
+    old = os.umask(0o077)  # missing parents are created owner-only too
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o700)
+    return path
+
+
+@contextmanager
+def owner_only(path: Path) -> Iterator[Path]:
+    """``private_dir(path)``, and a umask of 077 while the body runs: every file and
+    folder created meanwhile (the decoded working copies of a delivery, wherever the
+    loader puts them) is owner-only, so that a run killed mid-load leaves nothing others
+    can read. The umask is the process's: wrap only work that runs alone (ingestion)."""
+    private_dir(path)
+    old = os.umask(0o077)
+    try:
+        yield path
+    finally:
+        os.umask(old)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -15,10 +16,33 @@ import jinja2
 from idds.mapping import ASCII, FULLWIDTH, load_mapping
 
 SCHEMAS = ("raw", "dq", "marts")
+IDENTIFIER_MASK = "(identifier withheld)"
+# what may not touch an identifier-shaped match on either side (mapping.yml)
+BOUNDARIES = {"digit": "0-9", "alnum": "0-9A-Za-z"}
 
 
 def _sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def identifier_rules(patterns) -> list[dict[str, str]]:
+    """The ``identifier_patterns`` of the mapping file as regexp_replace arguments (SQL
+    literals): each pattern between its boundaries, replaced by IDENTIFIER_MASK."""
+    rules = []
+    for p in patterns:
+        regex, boundary = str(p["regex"]), str(p.get("boundary", "digit"))
+        if boundary not in BOUNDARIES:
+            raise ValueError(f"identifier pattern {p.get('name')}: boundary must be one of {sorted(BOUNDARIES)}")
+        try:
+            groups = re.compile(regex).groups
+        except re.error:
+            groups = 0  # RE2 syntax Python does not know: DuckDB checks it
+        if groups:
+            raise ValueError(f"identifier pattern {p.get('name')}: use non-capturing groups (?:...)")
+        edge = f"[^{BOUNDARIES[boundary]}]"
+        rules.append({"regex": _sql_literal(f"(^|{edge})(?:{regex})({edge}|$)"),
+                      "replacement": _sql_literal(f"\\1{IDENTIFIER_MASK}\\2")})
+    return rules
 
 
 @cache
@@ -35,6 +59,7 @@ def functions_sql() -> str:
         ascii=ASCII,
         missing_tokens=", ".join(_sql_literal(t) for t in mapping.missing_tokens),
         enum_map=enum_map,
+        identifier_rules=identifier_rules(mapping.identifier_patterns),
     )
 
 

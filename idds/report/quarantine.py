@@ -9,13 +9,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from idds.publish import masked_quarantine_sql
+from idds.publish import published_quarantine_sql
 from idds.warehouse import connect
 
 
 def print_quarantine(warehouse: Path, key: str, run_id: str | None = None, unmasked: bool = False,
-                     limit: int = 50, out=sys.stdout) -> int:
-    """Print the quarantined rows of a run (default: the latest run that quarantined any)."""
+                     limit: int = 50, out=None) -> int:
+    """Print the quarantined rows of a run (default: the latest run that quarantined any)
+    to ``out`` (default: sys.stdout at the time of the call)."""
+    out = out if out is not None else sys.stdout
     if not warehouse.exists():
         print(f"error: no warehouse at {warehouse}; run `idds run` first.", file=sys.stderr)
         return 2
@@ -27,7 +29,9 @@ def print_quarantine(warehouse: Path, key: str, run_id: str | None = None, unmas
         if run_id is None:
             print("No record has been quarantined.", file=out)
             return 0
-        source = "dq.quarantine" if unmasked else f"({masked_quarantine_sql()})"
+        # masked as in the analyst file (identifier fields, copies, unknown columns, notes,
+        # identifier shapes, quoted values), and guarded against every identifier known
+        source = "dq.quarantine" if unmasked else f"({published_quarantine_sql(con)})"
         records = con.execute(
             f"select source_file, line_number, raw_row, reasons from {source} where run_id = ? "
             "order by delivery_id, source_file, line_number limit ?", [run_id, limit]).fetchall()

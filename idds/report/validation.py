@@ -20,9 +20,11 @@ steward's guide:
 
 Everything is aggregated in SQL: one query per section, never one per check, so the
 build stays fast with hundreds of checks and a long history. Quarantined raw rows are
-read only through :func:`idds.publish.masked_quarantine_sql`; sample keys that equal a
-raw identifier of ``raw.patients`` are withheld as well. The HTML has no external
-reference (inline CSS and JS) and works from ``file://``.
+read only through :func:`idds.publish.masked_quarantine_sql` and delivered headers only
+through :func:`idds.publish.masked_drift_sql`; failing rows have their identifier shapes
+and quoted values masked; and any token of a sample equal to an identifier the warehouse
+knows is withheld as well (:func:`idds.publish.guard_identifiers_sql`). The HTML has no
+external reference (inline CSS and JS) and works from ``file://``.
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ import duckdb
 import jinja2
 
 from idds.checks import waivers_path
-from idds.publish import masked_quarantine_sql
+from idds.publish import guard_identifiers_sql, masked_drift_sql, masked_quarantine_sql
 from idds.report.format import count, percent, short_hash, threshold_pct, violations
+from idds.warehouse import IDENTIFIER_MASK
 
 __all__ = ["BLOCKING_ENGINES", "build_validation_report"]
 
@@ -65,7 +68,7 @@ KAHN_ROWS = (
 )
 CHANGE_KINDS = ("new", "regressed", "persisting", "resolved")
 WAIVER_STATES = ("expired", "expiring", "active")
-WITHHELD = "(identifier withheld)"
+WITHHELD = IDENTIFIER_MASK  # what a withheld identifier shows (idds.warehouse)
 QUARANTINE_TEXT = ("record_key", "raw_row", "reasons")
 _RANK_SQL = "case {col} " + " ".join(f"when '{s}' then {r}" for s, r in RANK.items()) + f" else {UNKNOWN_RANK} end"
 
@@ -219,27 +222,22 @@ def _provenance(con: duckdb.DuckDBPyConnection, run_id: str) -> dict:
                                "n_files": None, "message": None})
     for d in deliveries:
         d["files"] = by_delivery.get(d["delivery_id"], [])
-    drift = _rows(con, "select * from dq.schema_drift where run_id = ? order by delivery_id, source_file", [run_id])
+    # delivered headers as they may be shown (a header line may be a record: masked, withheld)
+    drift = _rows(con, _guarded(con, masked_drift_sql(
+        f"(select * from dq.schema_drift where run_id = {_lit(run_id)})"), ("delivered_header", "kept_as"))
+        + " order by delivery_id, source_file")
     return {"deliveries": deliveries, "drift": drift}
 
 
-def _quarantine_source(run_id: str) -> str:
-    """This run's quarantine, with record keys that are direct identifiers blanked first."""
-    from expectations.contracts import CONTRACTS, key_column, phi_columns
-
-    phi_keyed = [stem for stem in CONTRACTS if key_column(stem) in phi_columns(stem)]
-    blank = (f"case when file_stem in ({', '.join(_lit(s) for s in phi_keyed)}) then null else record_key end"
-             if phi_keyed else "record_key")
-    return (f"(select * replace ({blank} as record_key) from dq.quarantine "
-            f"where run_id = {_lit(run_id)}) as q")
-
-
-def _masked_quarantine(run_id: str) -> str:
-    return masked_quarantine_sql(_quarantine_source(run_id))
-
-
-# a token of a value: what lies between spaces, quotes and JSON / SQL punctuation
-_TOKEN = "[^\\s\"',:;{}\\[\\]()=<>/|]+"
+def _quarantine_sample(run_id: str, by: str, where: str = "", keep: tuple[str, ...] = ()) -> str:
+    """Up to SAMPLE_ROWS quarantined rows of the run per ``by`` (a partition), masked as in
+    the analyst file (:func:`idds.publish.masked_quarantine_sql`). The sample is drawn
+    first and masked after: masking is per row, and costs more than the draw."""
+    columns = ", unnest(check_ids) as check_id" if "check_id" in keep else ""
+    source = (f"(select * from (select *{columns} from dq.quarantine where run_id = {_lit(run_id)}) "
+              f"where true {where} "
+              f"qualify row_number() over (partition by {by} order by line_number) <= {SAMPLE_ROWS})")
+    return masked_quarantine_sql(source, keep=keep)
 
 
 def _phi_names() -> list[str]:
@@ -249,27 +247,14 @@ def _phi_names() -> list[str]:
                    if col.metadata.get("phi")})
 
 
-def _phi_values_sql(con: duckdb.DuckDBPyConnection) -> str | None:
-    """A query of every raw identifier (column ``v``) in raw.patients, or None."""
-    from expectations.contracts import phi_columns
-
-    present = set(_table_columns(con, "raw", "patients"))
-    columns = [c for c in phi_columns("patients") if c in present]
-    if not columns:
-        return None
-    values = ", ".join(f"trim(cast({_ident(c)} as varchar))" for c in columns)
-    return (f"select distinct v from (select unnest([{values}]) as v from raw.patients) "
-            f"where length(v) > 1 and not coalesce(idds_missing(v), false)")
-
-
 def _guarded(con: duckdb.DuckDBPyConnection, inner: str, columns: tuple[str, ...],
              json_columns: tuple[str, ...] = ()) -> str:
-    """``inner`` with the text ``columns`` withheld where they hold a raw identifier.
+    """``inner`` with the text ``columns`` guarded against raw identifiers.
 
-    Belt and braces behind the masking done upstream: a value (or any token of it) equal
-    to a raw MRN, name, id number or phone of ``raw.patients`` is replaced, and in JSON
-    values the fields named like an identifier are masked as in the analyst file. One
-    hash join of the sample's tokens with the identifiers, so it stays fast.
+    Belt and braces behind the masking done upstream: in JSON values the fields named like
+    an identifier are masked as in the analyst file, and any token equal to an identifier
+    the warehouse knows (an MRN, name, ID or phone of ``raw.patients`` or of a quarantined
+    record) is replaced (:func:`idds.publish.guard_identifiers_sql`).
     """
     if json_columns:
         names = "|".join(_phi_names())
@@ -277,23 +262,7 @@ def _guarded(con: duckdb.DuckDBPyConnection, inner: str, columns: tuple[str, ...
             f"regexp_replace({c}, '\"({names})\"\\s*:\\s*\"(?:[^\"\\\\]|\\\\.)*\"', "
             f"'\"\\1\": \"***\"', 'g') as {c}" for c in json_columns)
         inner = f"select * replace ({replace}) from ({inner})"
-    phi = _phi_values_sql(con)
-    if phi is None:
-        return inner
-    tokens = " union all ".join(
-        f"select _sid, {_lit(c)} as _col, unnest(list_append(regexp_extract_all({c}, {_lit(_TOKEN)}), trim({c}))) "
-        f"as _tok from _sample where {c} is not null" for c in columns)
-    guards = ", ".join(
-        f"case when list_contains(coalesce(_hits.cols, []), {_lit(c)}) then {_lit(WITHHELD)} else {c} end as {c}"
-        for c in columns)
-    return f"""
-        with _sample as (select row_number() over () as _sid, * from ({inner})),
-        _phi as ({phi}),
-        _hits as (select _sid, list(distinct _col) as cols from ({tokens}) t
-                  where _tok in (select v from _phi) group by _sid)
-        select * exclude (_sid, cols) replace ({guards})
-        from _sample left join _hits using (_sid)
-    """
+    return guard_identifiers_sql(con, inner, columns)
 
 
 def _reconciliation(con: duckdb.DuckDBPyConnection, run_id: str) -> dict:
@@ -304,10 +273,7 @@ def _reconciliation(con: duckdb.DuckDBPyConnection, run_id: str) -> dict:
     totals["holds"] = totals["rows_read"] == (
         totals["rows_loaded"] + totals["rows_quarantined"] + totals["rows_duplicate"])
     samples: dict[tuple, list] = defaultdict(list)
-    sample = f"""
-        select * from ({_masked_quarantine(run_id)})
-        qualify row_number() over (partition by delivery_id, source_file order by line_number) <= {SAMPLE_ROWS}
-    """
+    sample = _quarantine_sample(run_id, "delivery_id, source_file")
     for q in _rows(con, _guarded(con, sample, QUARANTINE_TEXT) + " order by delivery_id, source_file, line_number"):
         samples[(q["delivery_id"], q["source_file"])].append(q)
     raw_tables = {r[0] for r in con.execute(
@@ -472,8 +438,12 @@ def _samples(con: duckdb.DuckDBPyConnection, run_id: str, results: list[dict]) -
     failed: dict[str, list] = defaultdict(list)
     quarantined: dict[tuple, list] = defaultdict(list)
     if check_ids:
+        # a quarantined record's failing row carries its record key and its reasons (with the
+        # values quoted): identifier shapes and quoted values are masked as in the analyst file
         sample = f"""
-            select check_id, table_name, patient_key, record_key, offending_value
+            select check_id, table_name, patient_key, idds_mask_identifiers(record_key) as record_key,
+                   case when starts_with(table_name, 'raw.') then idds_mask_reasons(offending_value, null, null)
+                        else idds_mask_identifiers(offending_value) end as offending_value
             from dq.dq_failed_row where run_id = {_lit(run_id)} and list_contains(?, check_id)
             qualify row_number() over (partition by check_id order by table_name, record_key, patient_key)
                     <= {SAMPLE_ROWS}
@@ -482,13 +452,8 @@ def _samples(con: duckdb.DuckDBPyConnection, run_id: str, results: list[dict]) -
                                      ("offending_value",)) + " order by check_id, table_name, record_key, patient_key",
                        [check_ids]):
             failed[f["check_id"]].append(f)
-        sample = f"""
-            select * from (
-                select *, unnest(check_ids) as check_id from ({_masked_quarantine(run_id)})
-            ) where list_contains(?, check_id)
-            qualify row_number() over (partition by check_id, delivery_id, source_file order by line_number)
-                    <= {SAMPLE_ROWS}
-        """
+        sample = _quarantine_sample(run_id, "check_id, delivery_id, source_file",
+                                    "and list_contains(?, check_id)", keep=("check_id",))
         for q in _rows(con, _guarded(con, sample, QUARANTINE_TEXT)
                        + " order by check_id, delivery_id, source_file, line_number", [check_ids]):
             quarantined[(q["check_id"], f"{q['delivery_id']}/{q['source_file']}")].append(q)

@@ -100,3 +100,55 @@ create or replace macro idds_interspace(x) as
             then split_part(idds_interspace_text(x), '-', 1) || '-'
                  || left(idds_interspace_text(x), 1) || split_part(idds_interspace_text(x), '-', 2)
     end;
+
+-- Identifier shapes (mapping.yml identifier_patterns): resident ID cards, mobile and
+-- landline numbers, this hospital's MRNs, wherever they appear in a text, are replaced
+-- by '(identifier withheld)'. Used for everything shown outside the warehouse (the
+-- analyst file, the reports, `idds quarantine`): a quarantined or drifted value may hold
+-- an identifier whatever column it came in. Each rule is `(^|[^<boundary>])(?:<regex>)
+-- ([^<boundary>]|$)`; RE2 has no look-around, so a match consumes the character after
+-- it, and a second pass masks a match that touched the previous one ("a,b" -> both).
+create or replace macro idds_mask_identifiers_pass(x) as
+    {% for rule in identifier_rules %}regexp_replace({% endfor %}x{% for rule in identifier_rules %}
+        , {{ rule.regex }}, {{ rule.replacement }}, 'g'){% endfor %};
+
+-- full-width digits are folded to ASCII first (only in a value holding one); a value
+-- without any digit is returned as it is
+create or replace macro idds_mask_identifiers(x) as
+    case
+        when x is null or not regexp_matches(x, '[0-9０-９]') then x
+        else idds_mask_identifiers_pass(idds_mask_identifiers_pass(
+            case when regexp_matches(x, '[０-９]') then translate(x, '{{ fullwidth }}', '{{ ascii }}') else x end))
+    end;
+
+-- a delivered column header as it may be shown: identifier shapes masked, and withheld
+-- when it is no plausible column name (over 40 characters, or mostly digits: a record
+-- value such as an MRN or a date, as when a file arrives without its header line)
+create or replace macro idds_mask_header(h) as
+    case
+        when h is null then null
+        when length(h) > 40 then '(header withheld: ' || length(h) || ' characters)'
+        when idds_mask_identifiers(h) is distinct from h then idds_mask_identifiers(h)
+        when 2 * length(regexp_replace(h, '[^0-9０-９]', '', 'g'))
+             >= greatest(length(regexp_replace(h, '\s', '', 'g')), 1)
+            then '(header withheld: mostly digits)'
+        else h
+    end;
+
+-- the reasons of a quarantined record with every quoted value withheld: "field sex
+-- ('13812345678') is not ..." -> "field sex ('(value withheld)') is not ...". The value
+-- quoted for each failing field is the field's value in raw_row, replaced as a literal
+-- (exact even when the value itself holds "')"); any other quoted text, then identifier
+-- shapes, are masked as well.
+create or replace macro idds_mask_reasons(reasons, raw_row, check_ids) as
+    idds_mask_identifiers(regexp_replace(
+        case when coalesce(json_valid(raw_row), false) and check_ids is not null
+             then list_reduce(check_ids, lambda acc, c:
+                      case when not regexp_full_match(split_part(c, '.', 3), '[A-Za-z0-9_]+') then acc
+                           else replace(acc,
+                               'field ' || split_part(c, '.', 3) || ' ('''
+                                   || coalesce(json_extract_string(raw_row, '$.' || split_part(c, '.', 3)), '')
+                                   || ''')',
+                               'field ' || split_part(c, '.', 3) || ' (''(value withheld)'')') end, reasons)
+             else reasons end,
+        '\(''(?s:.*?)''\)', '(''(value withheld)'')', 'g'));

@@ -71,13 +71,20 @@ def decode_delivered(path: Path) -> str:
         return data.decode("gb18030")
 
 
-def delivered_rows(landing: Path):
+def delivered_fields(landing: Path):
+    """(path, [(header, value), ...]) for every record of every delivered CSV: a header
+    delivered twice (a second 姓名 column) keeps both of its values."""
     for path in sorted(landing.rglob("*")):
         if path.is_file() and (path.name.endswith(".csv") or path.name.endswith(".csv.gz")):
             reader = csv.reader(io.StringIO(decode_delivered(path), newline=""))
             header = [unicodedata.normalize("NFKC", h).strip().lower() for h in next(reader, [])]
             for row in reader:
-                yield path, dict(zip(header, row, strict=False))
+                yield path, list(zip(header, row, strict=False))
+
+
+def delivered_rows(landing: Path):
+    for path, fields in delivered_fields(landing):
+        yield path, dict(fields)
 
 
 @dataclass
@@ -96,22 +103,32 @@ def clean(value: str | None) -> str:
     return unicodedata.normalize("NFKC", value or "").strip()
 
 
+#: Identifier shapes found in any column (a phone typed into sex, an ID in an unmapped column).
+ID_SHAPE = re.compile(r"\d{17}[\dXx]")
+PHONE_SHAPE = re.compile(r"(?:\+?86[ -]?)?(1[3-9]\d)[ -]?(\d{4})[ -]?(\d{4})")
+
+
 def collect_identifiers(landing: Path, truth: Path | None = None) -> Identifiers:
     ids = Identifiers()
-    for _path, row in delivered_rows(landing):
-        for kind, headers in HEADERS.items():
-            for h in headers:
-                v = clean(row.get(h))
-                if not v or v.lower() in {"null", "na", "n/a", "none", "-", "/"}:
-                    continue
-                if kind == "name":
-                    ids.names.add(v)
-                elif kind == "id_number":
-                    ids.id_numbers.add(v.upper())
-                elif kind == "phone":
-                    ids.phones.add(re.sub(r"\D", "", v))
-                elif re.fullmatch(r"\d+", v):
-                    ids.mrns.add(v)
+    kind_of = {h: kind for kind, headers in HEADERS.items() for h in headers}
+    for _path, fields in delivered_fields(landing):
+        for h, raw in fields:
+            v = clean(raw)
+            if not v or v.lower() in {"null", "na", "n/a", "none", "-", "/"}:
+                continue
+            kind = kind_of.get(h)
+            if kind == "name":
+                ids.names.add(v)
+            elif kind == "id_number":
+                ids.id_numbers.add(v.upper())
+            elif kind == "phone":
+                ids.phones.add(re.sub(r"\D", "", v))
+            elif kind == "mrn" and re.fullmatch(r"\d+", v):
+                ids.mrns.add(v)
+            elif ID_SHAPE.fullmatch(v):
+                ids.id_numbers.add(v.upper())
+            elif m := PHONE_SHAPE.fullmatch(v):
+                ids.phones.add("".join(m.groups()))
     if truth is not None and (truth / "latent.csv").is_file():
         with (truth / "latent.csv").open(encoding="utf-8", newline="") as fh:
             ids.mrns |= {clean(r["patient_id"]) for r in csv.DictReader(fh) if clean(r["patient_id"])}
