@@ -21,7 +21,6 @@ import duckdb
 from expectations.contracts import CONTRACTS, free_text_columns, key_column
 from idds.dq import ensure_dq_schema
 from idds.ingest.load import fault_point
-from idds.setaside import ensure_set_aside_schema
 from idds.warehouse import IDENTIFIER_MASK, scalar
 
 DQ_TABLES = ("dq_run", "dq_delivery", "dq_reconciliation", "dq_check", "dq_check_result", "dq_set_aside")
@@ -188,7 +187,6 @@ def publish(con: duckdb.DuckDBPyConnection, target: Path) -> dict[str, int]:
         tmp.unlink()
     counts: dict[str, int] = {}
     ensure_dq_schema(con)  # every dq table is published, empty when nothing wrote to it yet
-    ensure_set_aside_schema(con)
     old_umask = os.umask(0o022)
     try:
         con.execute(f"attach '{tmp}' as publish_tmp")

@@ -9,8 +9,6 @@ file outside the repository (``IDDS_PSEUDONYM_KEY_FILE``, default
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -104,15 +102,3 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-@contextmanager
-def owner_only(path: Path) -> Iterator[Path]:
-    """``private_dir(path)``, and a umask of 077 while the body runs: every file and
-    folder created meanwhile (the decoded working copies of a delivery, wherever the
-    loader puts them) is owner-only, so that a run killed mid-load leaves nothing others
-    can read. The umask is the process's: wrap only work that runs alone (ingestion)."""
-    private_dir(path)
-    old = os.umask(0o077)
-    try:
-        yield path
-    finally:
-        os.umask(old)

@@ -275,23 +275,6 @@ def test_private_dir_is_owner_only_and_tightens_an_existing_folder(tmp_path):
     assert _mode(private_dir(tmp_path / "a" / "b")) == 0o700
 
 
-def test_files_created_under_owner_only_are_owner_only(tmp_path):
-    import os
-
-    from idds.settings import owner_only
-
-    before = os.umask(0o022)
-    try:
-        with owner_only(tmp_path / "work" / "ingest" / "r1") as work:
-            (work / "delivery-x").mkdir()
-            (work / "delivery-x" / "copy.csv").write_text("x")
-        assert os.umask(0o022) == 0o022  # restored
-    finally:
-        os.umask(before)
-    assert _mode(work) == 0o700 and _mode(work / "delivery-x") == 0o700
-    assert _mode(work / "delivery-x" / "copy.csv") == 0o600
-
-
 GB_RECORD = "0090000021,东方不败,330106198001015678,13611114444,男,1980-01-01,自费\n"
 
 
@@ -319,13 +302,13 @@ def _gbk_delivery(settings) -> None:
         "followup_id,patient_id,contact_date,outcome\nSF1,0090000021,2021-03-05,已联系\n".encode()))
 
 
-def test_working_copies_of_a_load_under_owner_only_are_owner_only(settings, monkeypatch):
-    """What a run killed mid-load would leave, looked at in that moment."""
+def test_working_copies_of_a_load_are_owner_only(settings, monkeypatch):
+    """What a run killed mid-load would leave, looked at in that moment (the loader
+    creates its copies owner-only, whatever the process's umask)."""
     from idds.dq import ensure_dq_schema
     from idds.ingest.files import discover
     from idds.ingest.load import ensure_raw_tables, load_delivery
     from idds.mapping import load_mapping
-    from idds.settings import owner_only
     from idds.warehouse import connect
 
     _gbk_delivery(settings)
@@ -333,7 +316,7 @@ def test_working_copies_of_a_load_under_owner_only_are_owner_only(settings, monk
     seen = {"root": settings.work}
     _snapshot_at_mid_file(monkeypatch, seen)
     mapping = load_mapping()
-    with owner_only(work), connect(settings.warehouse, "test-key-not-for-production-0001") as c:
+    with connect(settings.warehouse, "test-key-not-for-production-0001") as c:
         ensure_dq_schema(c)
         ensure_raw_tables(c, mapping)
         for delivery in discover(settings.landing, mapping):
@@ -343,9 +326,6 @@ def test_working_copies_of_a_load_under_owner_only_are_owner_only(settings, monk
     assert loose == {}
 
 
-@pytest.mark.xfail(reason="needs the one-line change in flows/ingest.py (load_delivery_task: "
-                          "`with owner_only(work), connect(...) as con:`), owned by the ingest worktree",
-                   strict=False)
 def test_the_ingest_task_makes_its_working_copies_owner_only(settings, monkeypatch):
     from flows.ingest import load_delivery_task
 
@@ -425,9 +405,8 @@ def _write_hostile_deliveries(landing: Path) -> None:
     first.mkdir(parents=True)
     (first / "patients.csv").write_text(HOSTILE_PATIENTS, encoding="utf-8")
     (first / "followups.csv").write_text(HOSTILE_FOLLOWUPS, encoding="utf-8")
-    second = landing / "2024-04-02"
-    second.mkdir(parents=True)
-    (second / "patients.csv").write_text(HEADERLESS_PATIENTS, encoding="utf-8")
+    # the header-less file (HEADERLESS_PATIENTS) refuses its delivery and blocks the run:
+    # tests/flows/test_hostile_deliveries.py runs it on its own, with a leak scan
 
 
 @pytest.fixture(scope="module")
